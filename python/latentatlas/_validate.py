@@ -44,14 +44,11 @@ def check_finite(arr: np.ndarray, name: str) -> None:
 
 def check_k(k: Any, upper: int, *, what: str) -> int:
     """k must be an integer with 1 <= k < upper (``what`` says what upper counts)."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"k must be an integer, got {type(k).__name__}")
-    if not 1 <= k < upper:
-        raise ValueError(f"k must satisfy 1 <= k < {what} = {upper}, got k = {k}")
-    return int(k)
+    return check_int(k, "k", low=1, high=upper, high_inclusive=False, what=what)
 
 
 def check_threads(threads: Any) -> int | None:
+    """None (the global pool: one thread per core) or a positive thread count."""
     if threads is None:
         return None
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
@@ -63,3 +60,72 @@ def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
     return value
+
+
+def check_int(
+    value: Any,
+    name: str,
+    *,
+    low: int | None = 1,
+    high: int | None = None,
+    high_inclusive: bool = True,
+    what: str | None = None,
+) -> int:
+    """``value`` as a Python int with ``low <= value`` and ``value <= high`` (``< high`` when not inclusive).
+
+    Booleans are rejected (``True`` is an int to Python, never a count to a user). ``what`` says what
+    ``high`` counts, for the message (e.g. ``"n_features"``).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    v = int(value)
+    bound = f"{what} = {high}" if what is not None else str(high)
+    if low is not None and high is not None and not (low <= v and (v <= high if high_inclusive else v < high)):
+        raise ValueError(f"{name} must satisfy {low} <= {name} {'<=' if high_inclusive else '<'} {bound}, got {v}")
+    if low is not None and v < low:
+        raise ValueError(f"{name} must be >= {low}, got {v}")
+    if high is not None and (v > high if high_inclusive else v >= high):
+        raise ValueError(f"{name} must be {'<=' if high_inclusive else '<'} {bound}, got {v}")
+    return v
+
+
+def check_float(
+    value: Any,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """``value`` as a finite Python float inside ``[low, high]`` (open ends when ``*_open``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {v}")
+    lo_ok = low is None or (v > low if low_open else v >= low)
+    hi_ok = high is None or (v < high if high_open else v <= high)
+    if not (lo_ok and hi_ok):
+        lo = "-inf" if low is None else f"{low}"
+        hi = "inf" if high is None else f"{high}"
+        interval = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
+        raise ValueError(f"{name} must lie in {interval}, got {v}")
+    return v
+
+
+def as_rng(rng: Any, default: int = 42) -> np.random.Generator:
+    """A NumPy Generator from a Generator (used as is, so its stream continues), an int seed or None.
+
+    ``None`` gives ``default_rng(default)``: the same call gives the same result unless the user
+    asks otherwise.
+    """
+    if rng is None:
+        return np.random.default_rng(default)
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        if rng < 0:
+            raise ValueError(f"rng seed must be a non-negative integer, got {rng}")
+        return np.random.default_rng(int(rng))
+    raise TypeError(f"rng must be a numpy Generator, an int seed or None, got {type(rng).__name__}")
