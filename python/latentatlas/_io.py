@@ -138,20 +138,19 @@ def load_matrix(path: str | os.PathLike[str], key: str | None = None) -> "np.nda
     if suffix not in (".npy", ".npz", ".safetensors"):
         raise ValueError(f"unsupported input format {suffix or '(none)'!r} for {p}; use .npy, .npz or .safetensors")
     names: list[str] = []
-    try:  # corrupt files raise many kinds of errors; report them as one
-        if suffix == ".npy":
-            arrays = {"": np.load(p, allow_pickle=False)}
-        elif suffix == ".npz":
-            with np.load(p, allow_pickle=False) as z:
-                names = list(z.files)
-                arrays = {k: z[k] for k in names if key is None or k == key}
-        else:
-            arrays = read_safetensors(p)
-            names = list(arrays)
-    except ValueError:
-        raise
-    except Exception as exc:
-        raise ValueError(f"cannot read {p}: {exc.__class__.__name__}: {exc}") from exc
+    if suffix == ".safetensors":
+        arrays = read_safetensors(p)  # its errors already name the file
+        names = list(arrays)
+    else:
+        try:  # corrupt files raise many kinds of errors; report them as one
+            if suffix == ".npy":
+                arrays = {"": np.load(p, allow_pickle=False)}
+            else:
+                with np.load(p, allow_pickle=False) as z:
+                    names = list(z.files)
+                    arrays = {k: z[k] for k in names if key is None or k == key}
+        except Exception as exc:
+            raise ValueError(f"cannot read {p}: {exc.__class__.__name__}: {exc}") from exc
     if suffix == ".npy":
         arr, src = arrays[""], str(p)
     else:

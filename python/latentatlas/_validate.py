@@ -83,7 +83,8 @@ def check_int(
     if low is not None and high is not None and not (low <= v and (v <= high if high_inclusive else v < high)):
         raise ValueError(f"{name} must satisfy {low} <= {name} {'<=' if high_inclusive else '<'} {bound}, got {v}")
     if low is not None and v < low:
-        raise ValueError(f"{name} must be >= {low}, got {v}")
+        need = {1: "a positive integer", 0: "a non-negative integer"}.get(low, f"an integer >= {low}")
+        raise ValueError(f"{name} must be {need}, got {v}")
     if high is not None and (v > high if high_inclusive else v >= high):
         raise ValueError(f"{name} must be {'<=' if high_inclusive else '<'} {bound}, got {v}")
     return v
@@ -107,10 +108,11 @@ def check_float(
     lo_ok = low is None or (v > low if low_open else v >= low)
     hi_ok = high is None or (v < high if high_open else v <= high)
     if not (lo_ok and hi_ok):
-        lo = "-inf" if low is None else f"{low}"
-        hi = "inf" if high is None else f"{high}"
-        interval = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
-        raise ValueError(f"{name} must lie in {interval}, got {v}")
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        left, right = "(" if low_open or low is None else "[", ")" if high_open or high is None else "]"
+        where = "the open interval " if left + right == "()" else ""
+        raise ValueError(f"{name} must be in {where}{left}{lo}, {hi}{right}, got {value!r}")
     return v
 
 

@@ -15,6 +15,8 @@ from typing import Any as _Any
 
 import numpy as np
 
+from ._validate import check_float, check_int
+
 
 def _as_mask(mask: _Any, name: str = "mask") -> np.ndarray:
     m = np.asarray(mask)
@@ -30,8 +32,7 @@ def quantile_mask(score: _Any, quantile: float = 0.10) -> np.ndarray:
     s = np.asarray(score, dtype=np.float64)
     if s.ndim != 1 or s.size == 0:
         raise ValueError(f"score must be a non-empty 1-D array, got shape {s.shape}")
-    if isinstance(quantile, bool) or not isinstance(quantile, (int, float, np.floating)) or not 0.0 < quantile < 1.0:
-        raise ValueError(f"quantile must be a number in the open interval (0, 1), got {quantile!r}")
+    quantile = check_float(quantile, "quantile", low=0.0, high=1.0, low_open=True, high_open=True)
     if not np.isfinite(s).all():
         raise ValueError("score contains NaN or infinity")
     return s <= np.quantile(s, quantile)
@@ -108,8 +109,7 @@ def _ranked(docs: dict[_Any, float], k: int) -> list[_Any]:
 def _retrieval_queries(run: dict[_Any, dict[_Any, float]], qrels: dict[_Any, dict[_Any, int]], k: int) -> list[_Any]:
     if not isinstance(run, dict) or not isinstance(qrels, dict):
         raise TypeError("run and qrels must be dicts {qid: {docid: score}} and {qid: {docid: relevance}}")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+    check_int(k, "k")
     common = [q for q in run if q in qrels]
     if run and qrels and not common:
         raise ValueError(

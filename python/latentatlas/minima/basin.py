@@ -6,7 +6,7 @@ merge the end points closer than ``distance_threshold`` by single-linkage agglom
 (scikit-learn), and take the cluster means as the minima. An item's score is the min-max distance
 to its nearest minimum.
 
-For up to :data:`EXACT_MAX_N` points the objective is scipy's exact KDE (as the notebook); above,
+For up to :data:`BASIN_EXACT_MAX_N` points the objective is scipy's exact KDE (as the notebook); above,
 it is the binned KDE (:class:`latentatlas.minima.kde.BinnedKDE`), so each evaluation costs a
 cubic-spline lookup instead of an O(N) sum.
 """
@@ -17,28 +17,21 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 
-from .._validate import check_choice
+from .._validate import as_rng, check_choice, check_int
+from ..spectral import minmax
 from .kde import BinnedKDE, as_view, silverman_covariance
 
-__all__ = ["EXACT_MAX_N", "basin_hopping_minima", "basin_hopping_score", "as_generator"]
+__all__ = ["BASIN_EXACT_MAX_N", "basin_hopping_minima", "basin_hopping_score", "as_generator", "as_rng"]
 
 #: Above this many points ``kde="auto"`` evaluates the objective on the binned KDE grid.
-EXACT_MAX_N = 2_000
+BASIN_EXACT_MAX_N = 2_000
 
 
-def as_generator(rng: Any, default: int = 42) -> np.random.Generator:
-    """A numpy Generator from a Generator (used as is, so its stream continues), an int seed or None."""
-    if rng is None:
-        return np.random.default_rng(default)
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        return np.random.default_rng(int(rng))
-    raise TypeError(f"rng must be a numpy Generator, an int seed or None, got {type(rng).__name__}")
+as_generator = as_rng  # the old name of the shared helper, kept for existing imports
 
 
 def _objective(X: np.ndarray, kde: str) -> Callable[[Any], float]:
-    if kde == "exact" or (kde == "auto" and X.shape[0] <= EXACT_MAX_N):
+    if kde == "exact" or (kde == "auto" and X.shape[0] <= BASIN_EXACT_MAX_N):
         from scipy.stats import gaussian_kde
 
         silverman_covariance(X)
@@ -49,15 +42,10 @@ def _objective(X: np.ndarray, kde: str) -> Callable[[Any], float]:
             return -np.log(float(kde_value) + 1e-20)
 
         return f
-    from scipy.ndimage import map_coordinates
-
     b = BinnedKDE(X)
-    coef, origin, step = b._coef, b.origin_, b.step_
 
     def g(pt: Any) -> float:
-        u = ((np.asarray(pt, dtype=np.float64) - origin) / step).reshape(2, 1)
-        v = map_coordinates(coef, u, order=3, mode="constant", cval=0.0, prefilter=False)[0]
-        return -np.log(max(float(v), 0.0) + 1e-20)
+        return -np.log(b.at(pt) + 1e-20)
 
     return g
 
@@ -101,11 +89,10 @@ def basin_hopping_minima(
 
     X = as_view(X2d)
     check_choice(kde, "kde", ("auto", "exact", "binned"))
-    if isinstance(n_seeds, bool) or not isinstance(n_seeds, (int, np.integer)) or n_seeds < 1:
-        raise ValueError(f"n_seeds must be a positive integer, got {n_seeds!r}")
+    n_seeds = check_int(n_seeds, "n_seeds")
     if not distance_threshold > 0:
         raise ValueError(f"distance_threshold must be > 0, got {distance_threshold!r}")
-    gen = as_generator(rng)
+    gen = as_rng(rng)
     f = _objective(X, kde)
     seeds = [X.mean(0) + spread * gen.standard_normal(2) for _ in range(int(n_seeds))]
     opts = {"method": "Nelder-Mead", "options": {"xatol": 1e-3, "fatol": 1e-3, "maxiter": 300}}
@@ -132,7 +119,6 @@ def basin_hopping_score(X2d: Any, **kwargs: Any) -> tuple[np.ndarray, np.ndarray
     """
     from scipy.spatial import cKDTree
 
-    from ..spectral import minmax
 
     X = as_view(X2d)
     minima, _ = basin_hopping_minima(X, **kwargs)

@@ -28,8 +28,13 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .._validate import as_matrix, check_choice, check_k
+from .._optional import import_optional
+from .._validate import as_matrix, as_rng, check_choice, check_float, check_k
 from ..metrics import jaccard, jaccard_matrix, mean_over, pearson, purity, quantile_mask
+from ..spectral import feature_laplacian, minmax, rayleigh_energy
+from .basin import basin_hopping_score
+from .diffusion import diffusion_score
+from .kde import EXACT_MAX_N, BinnedKDE, kde_density
 
 __all__ = ["METHODS", "MinimaComparison", "alpha_sweep", "blend", "check_alpha", "check_quantile", "compare"]
 
@@ -51,19 +56,13 @@ COMPAT_MAX_N = 20_000
 
 
 def check_alpha(alpha: Any) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
-        raise TypeError(f"alpha must be a number in [0, 1], got {type(alpha).__name__}")
-    if not 0.0 <= float(alpha) <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
-    return float(alpha)
+    """The blend weight: a finite number in [0, 1]."""
+    return check_float(alpha, "alpha", low=0.0, high=1.0)
 
 
 def check_quantile(quantile: Any) -> float:
-    if isinstance(quantile, bool) or not isinstance(quantile, (int, float, np.integer, np.floating)):
-        raise TypeError(f"quantile must be a number in (0, 1), got {type(quantile).__name__}")
-    if not 0.0 < float(quantile) < 1.0:
-        raise ValueError(f"quantile must be in the open interval (0, 1), got {quantile!r}")
-    return float(quantile)
+    """The minima fraction: a number in the open interval (0, 1)."""
+    return check_float(quantile, "quantile", low=0.0, high=1.0, low_open=True, high_open=True)
 
 
 def blend(vanilla: Any, energy: Any, alpha: float = 0.5) -> np.ndarray:
@@ -155,10 +154,7 @@ class MinimaComparison:
 
     def to_frame(self) -> Any:
         """``rows`` as a pandas DataFrame indexed by method (pandas is imported only here)."""
-        try:
-            import pandas as pd
-        except ImportError as exc:  # pragma: no cover - pandas is in the test extra
-            raise ImportError("to_frame() needs pandas: pip install pandas") from exc
+        pd = import_optional("pandas", feature="MinimaComparison.to_frame()")
         return pd.DataFrame(self.rows).set_index("method")
 
     def table(self) -> str:
@@ -229,10 +225,6 @@ def compare(
     from sklearn.decomposition import PCA
     from tqdm.auto import tqdm
 
-    from ..spectral import feature_laplacian, minmax, rayleigh_energy
-    from .basin import as_generator, basin_hopping_score
-    from .diffusion import diffusion_score
-    from .kde import EXACT_MAX_N, BinnedKDE, kde_density
 
     X = as_matrix(X, "X")
     n, f = X.shape
@@ -248,7 +240,7 @@ def compare(
         lab = np.asarray(labels)
         if lab.ndim != 1 or lab.shape[0] != n:
             raise ValueError(f"labels must have shape ({n},) to match X's {n} rows, got {lab.shape}")
-    gen = as_generator(rng)
+    gen = as_rng(rng)
     if notebook_compat:
         if n > COMPAT_MAX_N:
             raise ValueError(

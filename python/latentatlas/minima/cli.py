@@ -8,58 +8,16 @@ from typing import Any
 
 import numpy as np
 
+from .._io import load_matrix
+
 __all__ = ["load_labels", "load_matrix", "register"]
-
-
-def load_matrix(path: str | Path, key: str | None = None) -> np.ndarray:
-    """Read a 2-D array from ``.npy``, ``.npz`` or ``.safetensors`` (``key`` names the array).
-
-    Raises OSError (missing/unreadable), KeyError (unknown key) or ValueError (format, shape).
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise OSError(f"input file not found: {p}")
-    suffix = p.suffix.lower()
-    if suffix not in (".npy", ".npz", ".safetensors"):
-        raise ValueError(f"unsupported input format {suffix or '(none)'!r} for {p}; use .npy, .npz or .safetensors")
-    try:  # corrupt files raise many kinds of errors; report them as one
-        if suffix == ".npy":
-            arrays = {"": np.load(p, allow_pickle=False)}
-        elif suffix == ".npz":
-            with np.load(p, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files if key is None or k == key}
-                names = list(z.files)
-        else:
-            from safetensors.numpy import load_file
-
-            arrays = load_file(str(p))
-            names = list(arrays)
-    except Exception as exc:
-        raise ValueError(f"cannot read {p}: {exc.__class__.__name__}: {exc}") from exc
-    if suffix == ".npy":
-        arr, src = arrays[""], str(p)
-    else:
-        if key is None:
-            if len(names) != 1:
-                raise ValueError(f"{p} holds {len(names)} arrays ({', '.join(names)}); choose one with --key NAME")
-            key = names[0]
-        if key not in arrays:
-            raise KeyError(f"no array {key!r} in {p}; it holds: {', '.join(names) or 'nothing'}")
-        arr, src = arrays[key], f"{p}[{key}]"
-    if arr.dtype.kind not in "fiu":
-        raise ValueError(f"{src} must be a numeric array, got dtype {arr.dtype}")
-    if arr.ndim != 2:
-        raise ValueError(f"{src} must be 2-D (n_samples, n_features), got shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{src} contains NaN or infinity")
-    return arr
 
 
 def load_labels(path: str | Path) -> np.ndarray:
     """Labels from a ``.npy`` (1-D) or a text file (one label per line; blank lines skipped)."""
     p = Path(path)
     if not p.is_file():
-        raise OSError(f"labels file not found: {p}")
+        raise FileNotFoundError(f"labels file not found: {p}")
     if p.suffix.lower() == ".npy":
         try:
             lab = np.load(p, allow_pickle=False)

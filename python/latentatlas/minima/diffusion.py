@@ -32,7 +32,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .._validate import as_matrix, check_choice, check_threads
+from .._validate import as_matrix, check_choice, check_int, check_threads
+from ..spectral import minmax
 
 __all__ = ["DENSE_MAX_N", "diffusion_coords", "diffusion_score", "seed_bandwidth"]
 
@@ -139,11 +140,8 @@ def diffusion_coords(
     if method == "auto":
         method = "dense" if n <= DENSE_MAX_N else "sparse"
     if method == "sparse":
-        if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, (int, np.integer)):
-            raise TypeError(f"n_neighbors must be an integer, got {type(n_neighbors).__name__}")
-        if not 1 <= n_neighbors < n - 1:
-            raise ValueError(f"n_neighbors must satisfy 1 <= n_neighbors < n_samples - 1 = {n - 1}, got {n_neighbors}")
-        vals, vecs = _sparse(X, s2, int(n_neighbors), threads)
+        n_neighbors = check_int(n_neighbors, "n_neighbors", high=n - 1, high_inclusive=False, what="n_samples - 1")
+        vals, vecs = _sparse(X, s2, n_neighbors, threads)
     else:
         Xd = np.asarray(X, dtype=np.float64)
         if not np.isfinite(Xd).all():
@@ -167,7 +165,6 @@ def diffusion_score(
 
     Same parameters as :func:`diffusion_coords`. Low score = near the diffusion centroid.
     """
-    from ..spectral import minmax
 
     c = diffusion_coords(X, method=method, n_neighbors=n_neighbors, threads=threads)
     return minmax(np.linalg.norm(c - c.mean(axis=0), axis=1))

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._validate import as_matrix, check_choice
+from ..spectral import minmax
 
 __all__ = ["BinnedKDE", "EXACT_MAX_N", "kde_density", "kde_score", "silverman_covariance"]
 
@@ -111,6 +112,13 @@ class BinnedKDE:
         self.grid_ = grid
         self._coef = spline_filter(grid, order=3, mode="nearest")
 
+    def at(self, point: Any) -> float:
+        """Density at one point (2,) as a float: the optimiser's fast path (no array of results)."""
+        from scipy.ndimage import map_coordinates
+
+        u = ((np.asarray(point, dtype=np.float64) - self.origin_) / self.step_).reshape(2, 1)
+        return max(float(map_coordinates(self._coef, u, order=3, mode="constant", cval=0.0, prefilter=False)[0]), 0.0)
+
     def __call__(self, points: Any) -> np.ndarray:
         """Density at ``points`` (m, 2) -> (m,); 0 outside the grid."""
         from scipy.ndimage import map_coordinates
@@ -156,6 +164,5 @@ def kde_score(X2d: Any, *, method: KDEMethod = "auto") -> np.ndarray:
     This is the notebook's ``kde_vanilla_score`` (its blended score). The notebook's vanilla KDE
     *mask* instead takes the lowest densities; see :func:`latentatlas.minima.compare`.
     """
-    from ..spectral import minmax
 
     return 1.0 - minmax(kde_density(X2d, method=method))
