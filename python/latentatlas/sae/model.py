@@ -12,17 +12,25 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import _core
-from .._validate import as_matrix, check_threads
+from .._validate import as_matrix, check_finite, check_int, check_threads
+from . import train as _train
+from .train import PARAMS
 
-__all__ = ["TopKSAE", "check_codes"]
+__all__ = ["Codes", "TopKSAE", "check_codes", "latent_frequencies"]
+
+#: A sparse code: ``(values (N, k), indices (N, k) int64)``, as :meth:`TopKSAE.encode` returns it.
+Codes = tuple[np.ndarray, np.ndarray]
 
 
-def _check_int(value: Any, name: str, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
+def _check_k(k: Any, n_latents: int) -> int:
+    k = check_int(k, "k")
+    return check_int(k, "k", low=None, high=n_latents, what="n_latents")
+
+
+def latent_frequencies(codes: Codes, n_latents: int) -> np.ndarray:
+    """Fraction of the code rows on which each latent is active (value > 0), ``(n_latents,)``."""
+    v, i = codes
+    return np.bincount(i[v > 0], minlength=n_latents) / max(v.shape[0], 1)
 
 
 def check_codes(values: Any, indices: Any, n_latents: int, dtype: np.dtype, name: str = "codes") -> tuple[np.ndarray, np.ndarray]:
@@ -82,11 +90,9 @@ class TopKSAE:
         seed: int = 0,
         dtype: Any = np.float32,
     ) -> None:
-        self.d_in = _check_int(d_in, "d_in")
-        self.n_latents = _check_int(n_latents, "n_latents")
-        self.k = _check_int(k, "k")
-        if self.k > self.n_latents:
-            raise ValueError(f"k must be <= n_latents = {self.n_latents}, got k = {self.k}")
+        self.d_in = check_int(d_in, "d_in")
+        self.n_latents = check_int(n_latents, "n_latents")
+        self.k = _check_k(k, self.n_latents)
         dt = np.dtype(dtype)
         if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise TypeError(f"dtype must be float32 or float64, got {dt}")
@@ -114,7 +120,7 @@ class TopKSAE:
         subtract_decoder_bias: bool = True,
     ) -> "TopKSAE":
         """Build a model from weights: W_enc and W_dec ``(n_latents, d_in)``, b_enc ``(n_latents,)``, b_dec ``(d_in,)``."""
-        arrs = {n: np.asarray(a) for n, a in (("W_enc", W_enc), ("b_enc", b_enc), ("W_dec", W_dec), ("b_dec", b_dec))}
+        arrs = {n: np.asarray(a) for n, a in zip(PARAMS, (W_enc, b_enc, W_dec, b_dec))}
         for n, a in arrs.items():
             if a.dtype.kind not in "fiu":
                 raise TypeError(f"{n} must be a real float array, got dtype {a.dtype}")
@@ -131,11 +137,8 @@ class TopKSAE:
         dt = np.result_type(*arrs.values())
         dt = np.dtype(np.float32) if dt == np.float32 else np.dtype(np.float64)
         for name, a in arrs.items():
-            if not np.isfinite(a).all():
-                raise ValueError(f"{name} contains NaN or infinity")
-        k = _check_int(k, "k")
-        if k > n:
-            raise ValueError(f"k must be <= n_latents = {n}, got k = {k}")
+            check_finite(a, name)
+        k = _check_k(k, n)
         self = cls.__new__(cls)
         self.d_in, self.n_latents, self.k = int(d), int(n), k
         self.subtract_decoder_bias = bool(subtract_decoder_bias)
@@ -155,8 +158,39 @@ class TopKSAE:
     def __repr__(self) -> str:
         return f"TopKSAE(d_in={self.d_in}, n_latents={self.n_latents}, k={self.k}, dtype={self.dtype.name})"
 
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """The weights ``{"W_enc", "b_enc", "W_dec", "b_dec"}`` (the arrays themselves, not copies).
+
+        Setting it replaces all four at once after checking their shapes against the model and
+        converting them to its dtype (C-contiguous); training hands its result back this way.
+        """
+        return {p: getattr(self, p) for p in PARAMS}
+
+    @params.setter
+    def params(self, value: dict[str, Any]) -> None:
+        if not isinstance(value, dict) or set(value) != set(PARAMS):
+            got = sorted(value) if isinstance(value, dict) else type(value).__name__
+            raise ValueError(f"params must be a dict with keys {list(PARAMS)}, got {got}")
+        n, d = self.n_latents, self.d_in
+        shapes = {"W_enc": (n, d), "b_enc": (n,), "W_dec": (n, d), "b_dec": (d,)}
+        new = {}
+        for p in PARAMS:
+            a = np.asarray(value[p])
+            if a.shape != shapes[p]:
+                raise ValueError(f"params[{p!r}] must have shape {shapes[p]}, got {a.shape}")
+            if a.dtype.kind not in "fiu":
+                raise TypeError(f"params[{p!r}] must be a real float array, got dtype {a.dtype}")
+            new[p] = np.ascontiguousarray(a, dtype=self.dtype)
+        for p in PARAMS:
+            setattr(self, p, new[p])
+
     # -- forward -----------------------------------------------------------------------------
-    def _input(self, X: Any, name: str = "X") -> np.ndarray:
+    def check_input(self, X: Any, name: str = "X") -> np.ndarray:
+        """``X`` as an ``(N, d_in)`` array of the model's dtype (ValueError/TypeError naming ``name``).
+
+        Zero rows are allowed; NaN/inf are left to the kernels (which name ``X``) or to the caller.
+        """
         X = as_matrix(X, name, min_rows=0)
         if X.shape[1] != self.d_in:
             raise ValueError(f"{name} must have d_in = {self.d_in} columns, got shape {X.shape}")
@@ -186,10 +220,8 @@ class TopKSAE:
         values : ndarray (N, k), descending, >= 0 (ReLU)
         indices : ndarray (N, k) int64
         """
-        X = self._input(X)
-        k = self.k if k is None else _check_int(k, "k")
-        if k > self.n_latents:
-            raise ValueError(f"k must be <= n_latents = {self.n_latents}, got k = {k}")
+        X = self.check_input(X)
+        k = self.k if k is None else _check_k(k, self.n_latents)
         sub = self.subtract_decoder_bias if subtract_decoder_bias is None else subtract_decoder_bias
         if X.shape[0] == 0:
             return np.zeros((0, k), self.dtype), np.zeros((0, k), np.int64)
@@ -220,9 +252,7 @@ class TopKSAE:
     # -- diagnostics -------------------------------------------------------------------------
     def latent_frequencies(self, X: Any, *, threads: int | None = None) -> np.ndarray:
         """Fraction of the rows of X on which each latent is active (value > 0), ``(n_latents,)``."""
-        v, i = self.encode(X, threads=threads)
-        counts = np.bincount(i[v > 0], minlength=self.n_latents)
-        return counts / max(v.shape[0], 1)
+        return latent_frequencies(self.encode(X, threads=threads), self.n_latents)
 
     def health(self, X: Any, *, threads: int | None = None) -> dict[str, Any]:
         """Usual SAE health metrics on X.
@@ -233,14 +263,14 @@ class TopKSAE:
         1 - SSE / Σ|x - mean|²), ``l0`` (mean active latents per row), ``dead_fraction`` (latents
         never active on X) and ``frequencies`` (ndarray (n_latents,)).
         """
-        X = self._input(X)
+        X = self.check_input(X)
         v, i = self.encode(X, threads=threads)
         Xh = self.decode(v, i, threads=threads)
         err = (Xh.astype(np.float64) - X).ravel()
         sse = float(err @ err)
         Xc = X.astype(np.float64) - X.mean(axis=0, dtype=np.float64)
         var = float(np.einsum("ij,ij->", Xc, Xc))
-        freq = np.bincount(i[v > 0], minlength=self.n_latents) / max(X.shape[0], 1)
+        freq = latent_frequencies((v, i), self.n_latents)
         return {
             "mse": sse / max(X.size, 1),
             "fve": 1.0 - sse / var if var > 0 else float("nan"),
@@ -250,12 +280,43 @@ class TopKSAE:
         }
 
     # -- training and files ------------------------------------------------------------------
-    def fit(self, docs: Any, queries: Any = None, **kwargs: Any) -> "TopKSAE":
-        """Train on document (and optionally query) embeddings; see :func:`latentatlas.sae.train.fit`."""
-        from .train import fit
+    def fit(
+        self,
+        docs: Any,
+        queries: Any = None,
+        *,
+        epochs: int = 10,
+        batch_size: int = 512,
+        lr: float = 1e-3,
+        schedule: str = "cosine",
+        neighbors: int = 8,
+        kl_weight: float = 1.0,
+        kl: str = "softmax",
+        temperature: float | None = None,
+        normalize_decoder: bool = True,
+        auxk: int | None = None,
+        auxk_coef: float = 1.0 / 32.0,
+        dead_after: int | None = None,
+        init_decoder_bias: bool = True,
+        init_from_data: bool = False,
+        seed: int = 0,
+        progress: bool = True,
+        backend: str = "sparse",
+        threads: int | None = None,
+        callback: Callable[[int, dict[str, float]], None] | None = None,
+    ) -> "TopKSAE":
+        """Train in place on document (and optionally query) embeddings with MSE + the
+        retrieval-oriented KL term; the parameters are those of :func:`latentatlas.sae.train.fit`
+        (same names and defaults), which documents them. Returns ``self``."""
+        return _train.fit(
+            self, docs, queries, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
+            neighbors=neighbors, kl_weight=kl_weight, kl=kl, temperature=temperature,
+            normalize_decoder=normalize_decoder, auxk=auxk, auxk_coef=auxk_coef, dead_after=dead_after,
+            init_decoder_bias=init_decoder_bias, init_from_data=init_from_data, seed=seed,
+            progress=progress, backend=backend, threads=threads, callback=callback,
+        )  # fmt: skip
 
-        return fit(self, docs, queries, **kwargs)
-
+    # io imports this module to build models, so the file methods import it when called
     def save(self, path: str | os.PathLike[str]) -> str:
         """Write ``sae.safetensors`` + ``cfg.json`` into directory ``path`` (atomically)."""
         from .io import save
@@ -268,9 +329,3 @@ class TopKSAE:
         from .io import load
 
         return load(path)
-
-    def explain(self, latent: int, docs: Any, texts: list[str], *, explainer: Callable[[list[str]], str] | None = None, **kw: Any) -> Any:
-        """Top documents and keywords of one latent; see :func:`latentatlas.sae.interpret.explain_latent`."""
-        from .interpret import explain_latent
-
-        return explain_latent(self, latent, docs, texts, explainer=explainer, **kw)

@@ -25,22 +25,25 @@ Loss of one batch (REFERENCE §3, cxcscmu/embedding-scope)::
 
 The backward pass touches only the k active latents of each row: decoder and encoder gradients
 are scatter-adds of the k active (row, latent) pairs (Rust ``sparse_scatter_rows``) and the
-gradient into the codes is a gather of k decoder rows (``sparse_gather_dot``). ``backend="dense"``
-is the same loss written with dense ``N × n_latents`` NumPy matrices — the reference for tests
-and benchmarks.
+gradient into the codes is a gather of k decoder rows (``sparse_gather_dot``). The loss has one
+body over a kernel namespace: ``backend="sparse"`` runs it on :mod:`latentatlas._core`,
+``backend="dense"`` on the NumPy twins :class:`latentatlas.reference.core` (dense
+``N × n_latents`` matrices, float64) — the reference for tests and benchmarks.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from .. import _core
-from .._validate import as_matrix, check_choice, check_threads
-from .model import TopKSAE
+from .. import _core, reference
+from .._validate import check_choice, check_finite, check_float, check_int, check_threads
+
+if TYPE_CHECKING:
+    from .model import TopKSAE
 
 __all__ = ["Batch", "fit", "loss_and_grads", "nearest_documents"]
 
@@ -91,15 +94,6 @@ def _kl_scores(s: np.ndarray, sh: np.ndarray, kind: str) -> tuple[float, np.ndar
     return loss, grad / B
 
 
-def _dense_topk(pre: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row top-k of a dense matrix (ties to the lower index), values descending."""
-    n = pre.shape[1]
-    part = np.argpartition(-pre, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (pre.shape[0], 1))
-    vals = np.take_along_axis(pre, part, axis=1)
-    order = np.lexsort((part, -vals), axis=1)
-    return np.take_along_axis(vals, order, axis=1), np.take_along_axis(part, order, axis=1)
-
-
 def loss_and_grads(
     params: dict[str, np.ndarray],
     batch: Batch,
@@ -134,26 +128,20 @@ def loss_and_grads(
     losses : dict ``mse``, ``kl``, ``auxk``, ``loss`` (floats), ``fired`` (indices of active latents)
     grads : dict of arrays shaped like ``params``
     """
+    K: Any = _core if backend == "sparse" else reference.core
     We, be, Wd, bd = (params[p] for p in PARAMS)
-    n, d = We.shape
+    n = We.shape[0]
     A, D, nbr = batch.anchors, batch.docs, batch.nbr
     B, U = A.shape[0], D.shape[0]
     R = np.concatenate([A, D]).astype(We.dtype, copy=False)
     Rc = R - bd if subtract_decoder_bias else R
+    b_dec = bd if subtract_decoder_bias else None
     tau = 1.0 if temperature is None else float(temperature)
     if not (tau > 0 and math.isfinite(tau)):
         raise ValueError(f"temperature must be a positive number, got {temperature!r}")
 
-    if backend == "sparse":
-        v, idx = _core.sae_encode(R, We, be, k, b_dec=bd if subtract_decoder_bias else None, threads=threads)
-        Rh = _core.sparse_decode(v, idx, Wd, bias=bd, threads=threads)
-    else:
-        pre = Rc @ We.T + be
-        v, idx = _dense_topk(pre, k)
-        v = np.maximum(v, 0)
-        H = np.zeros((R.shape[0], n), dtype=We.dtype)
-        np.put_along_axis(H, idx, v, axis=1)
-        Rh = H @ Wd + bd
+    v, idx = K.sae_encode(R, We, be, k, b_dec=b_dec, threads=threads)
+    Rh = K.sparse_decode(v, idx, Wd, bias=bd, threads=threads)
 
     # MSE(q̂, q) + MSE(d̂, d), each an element mean
     diff = Rh - R
@@ -174,29 +162,16 @@ def loss_and_grads(
         kl_loss, gs = _kl_scores(s, sh, kl)
         gs *= kl_weight / tau
         GA = np.einsum("bj,bjd->bd", gs, Dhn)
-        if backend == "sparse":  # GD[u] = Σ_{nbr[b,j]=u} gs[b,j]·Âq[b]: the backward's scatter-add
-            GD, _ = _core.sparse_scatter_rows(gs, np.ascontiguousarray(nbr, dtype=np.int64), Ah, U, threads=threads)
-        else:
-            GD = np.zeros((U, d))
-            np.add.at(GD, nbr.ravel(), (gs[:, :, None] * Ah[:, None, :]).reshape(-1, d))
+        # GD[u] = Σ_{nbr[b,j]=u} gs[b,j]·Âq[b]: the backward's scatter-add
+        GD, _ = K.sparse_scatter_rows(gs, np.ascontiguousarray(nbr, dtype=np.int64), Ah, U, threads=threads)
         G[:B] += GA.astype(G.dtype)
         G[B:] += GD.astype(G.dtype)
 
-    grads: dict[str, np.ndarray] = {}
+    # the backward of a TopK layer touches only the k active (row, latent) pairs
     fired = np.unique(idx[v > 0])
-    if backend == "sparse":
-        gWd, _ = _core.sparse_scatter_rows(v, idx, G, n, threads=threads)
-        gv = _core.sparse_gather_dot(G, idx, Wd, threads=threads)
-        gv *= v > 0
-        gWe, gbe = _core.sparse_scatter_rows(gv, idx, Rc, n, threads=threads)
-    else:
-        gWd = H.T @ G
-        gH = G @ Wd.T
-        mask = np.zeros_like(H, dtype=bool)
-        np.put_along_axis(mask, idx, v > 0, axis=1)
-        gpre = gH * mask
-        gWe = gpre.T @ Rc
-        gbe = gpre.sum(axis=0)
+    gWd, _ = K.sparse_scatter_rows(v, idx, G, n, threads=threads)
+    gv = K.sparse_gather_dot(G, idx, Wd, threads=threads) * (v > 0)
+    gWe, gbe = K.sparse_scatter_rows(gv, idx, Rc, n, threads=threads)
     gbd = G.sum(axis=0)
     if subtract_decoder_bias:
         gbd = gbd - gbe @ We
@@ -204,37 +179,18 @@ def loss_and_grads(
 
     aux_loss = 0.0
     if auxk and dead is not None and dead.any():
+        # AuxK: the top-``auxk`` dead latents (a TopK encode restricted to them) fit the residual
         dead_ids = np.flatnonzero(dead)
         ka = min(int(auxk), dead_ids.size)
         E = (R - Rh) if residual is None else residual.astype(We.dtype)
-        if backend == "sparse":
-            Wdead = np.ascontiguousarray(We[dead_ids])
-            va, ia = _core.gemm_topk(np.ascontiguousarray(Rc), Wdead, ka, bias=np.ascontiguousarray(be[dead_ids]), threads=threads)
-            va = np.maximum(va, 0)
-            ia = dead_ids[ia]
-            Eh = _core.sparse_decode(va, ia, Wd, threads=threads)
-        else:
-            pre_a = Rc @ We[dead_ids].T + be[dead_ids]
-            va, ia = _dense_topk(pre_a, ka)
-            va = np.maximum(va, 0)
-            ia = dead_ids[ia]
-            Ha = np.zeros((R.shape[0], n), dtype=We.dtype)
-            np.put_along_axis(Ha, ia, va, axis=1)
-            Eh = Ha @ Wd
-        da = Eh - E
+        va, ia = K.sae_encode(R, np.ascontiguousarray(We[dead_ids]), be[dead_ids], ka, b_dec=b_dec, threads=threads)
+        ia = dead_ids[ia]
+        da = K.sparse_decode(va, ia, Wd, threads=threads) - E
         aux_loss = float(np.einsum("ij,ij->", da, da, dtype=np.float64)) / da.size
         Ga = (da * (2.0 * auxk_coef / da.size)).astype(We.dtype)
-        if backend == "sparse":
-            gWd_a, _ = _core.sparse_scatter_rows(va, ia, Ga, n, threads=threads)
-            gva = _core.sparse_gather_dot(Ga, ia, Wd, threads=threads) * (va > 0)
-            gWe_a, gbe_a = _core.sparse_scatter_rows(gva, ia, Rc, n, threads=threads)
-        else:
-            gWd_a = Ha.T @ Ga
-            mask_a = np.zeros_like(Ha, dtype=bool)
-            np.put_along_axis(mask_a, ia, va > 0, axis=1)
-            gpre_a = (Ga @ Wd.T) * mask_a
-            gWe_a = gpre_a.T @ Rc
-            gbe_a = gpre_a.sum(axis=0)
+        gWd_a, _ = K.sparse_scatter_rows(va, ia, Ga, n, threads=threads)
+        gva = K.sparse_gather_dot(Ga, ia, Wd, threads=threads) * (va > 0)
+        gWe_a, gbe_a = K.sparse_scatter_rows(gva, ia, Rc, n, threads=threads)
         grads["W_dec"] = grads["W_dec"] + gWd_a
         grads["W_enc"] = grads["W_enc"] + gWe_a
         grads["b_enc"] = grads["b_enc"] + gbe_a
@@ -250,14 +206,6 @@ def _lr_at(epoch: int, epochs: int, lr: float, schedule: str) -> float:
         return lr
     # torch CosineAnnealingLR(T_max=epochs, eta_min=0), stepped once per epoch
     return lr * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
-
-
-def _adam_numpy(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, lr: float, step: int) -> None:
-    m *= 0.9
-    m += 0.1 * g
-    v *= 0.999
-    v += 0.001 * g * g
-    p -= lr * (m / (1 - 0.9**step)) / (np.sqrt(v / (1 - 0.999**step)) + 1e-8)
 
 
 def fit(
@@ -317,20 +265,19 @@ def fit(
     """
     from tqdm.auto import tqdm
 
-    D = sae._input(docs, "docs")
+    D = sae.check_input(docs, "docs")
     if D.shape[0] < 2:
         raise ValueError(f"docs must have at least 2 rows, got shape {D.shape}")
-    Q = None if queries is None else sae._input(queries, "queries")
+    Q = None if queries is None else sae.check_input(queries, "queries")
     for name, arr in (("docs", D), ("queries", Q)):
-        if arr is not None and not np.isfinite(arr).all():
-            raise ValueError(f"{name} contains NaN or infinity")
-    for name, val in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
-            raise ValueError(f"{name} must be a positive integer, got {val!r}")
-    if isinstance(neighbors, bool) or not isinstance(neighbors, (int, np.integer)) or neighbors < 0:
-        raise ValueError(f"neighbors must be a non-negative integer, got {neighbors!r}")
-    if not (lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+        if arr is not None:
+            check_finite(arr, name)
+    epochs = check_int(epochs, "epochs")
+    batch_size = check_int(batch_size, "batch_size")
+    neighbors = check_int(neighbors, "neighbors", low=0)
+    lr = check_float(lr, "lr", low=0.0, low_open=True)
+    kl_weight = check_float(kl_weight, "kl_weight", low=0.0)
+    auxk_coef = check_float(auxk_coef, "auxk_coef", low=0.0)
     check_choice(schedule, "schedule", ("cosine", "constant"))
     check_choice(kl, "kl", ("softmax", "embedding-scope"))
     check_choice(backend, "backend", ("sparse", "dense"))
@@ -339,29 +286,31 @@ def fit(
     max_nb = D.shape[0] - 1 if Q is None else D.shape[0]
     if neighbors > max_nb:
         raise ValueError(f"neighbors must be <= {max_nb} (documents available per anchor), got {neighbors}")
-    if auxk is not None and (isinstance(auxk, bool) or not isinstance(auxk, (int, np.integer)) or auxk < 1):
-        raise ValueError(f"auxk must be a positive integer or None, got {auxk!r}")
+    if auxk is not None:
+        auxk = check_int(auxk, "auxk")
+    if dead_after is not None:
+        dead_after = check_int(dead_after, "dead_after", low=0)
+    K: Any = _core if backend == "sparse" else reference.core
     use_kl = bool(kl_weight) and neighbors > 0
     nbr_all = (
-        nearest_documents(anchors, D, int(neighbors), exclude_self=Q is None, threads=threads)
+        nearest_documents(anchors, D, neighbors, exclude_self=Q is None, threads=threads)
         if use_kl
         else np.zeros((anchors.shape[0], 0), np.int64)
     )
+    # the weights, C-contiguous, updated in place by Adam and handed back through sae.params
+    params = {p: np.ascontiguousarray(a) for p, a in sae.params.items()}
     if init_decoder_bias and not sae.history_:
-        sae.b_dec = D.mean(axis=0).astype(sae.dtype)
+        params["b_dec"] = D.mean(axis=0).astype(sae.dtype)
     if init_from_data and not sae.history_:
         # decoder rows start at random centred documents (unit norm), the encoder tied to them:
         # every latent begins "alive" on some region of the data
         rng0 = np.random.default_rng(seed)
         rows = rng0.choice(D.shape[0], sae.n_latents, replace=sae.n_latents > D.shape[0])
-        W = D[rows].astype(np.float64) - sae.b_dec
+        W = D[rows].astype(np.float64) - params["b_dec"]
         W += 1e-3 * rng0.standard_normal(W.shape)
         W /= np.linalg.norm(W, axis=1, keepdims=True)
-        sae.W_dec = W.astype(sae.dtype)
-        sae.W_enc = W.astype(sae.dtype)
-    params = {p: getattr(sae, p) for p in PARAMS}
-    for p in PARAMS:
-        params[p] = np.ascontiguousarray(params[p])
+        params["W_dec"] = W.astype(sae.dtype)
+        params["W_enc"] = W.astype(sae.dtype)
     moments = {p: (np.zeros_like(params[p]), np.zeros_like(params[p])) for p in PARAMS}
     rng = np.random.default_rng(seed)
     n_anchor = anchors.shape[0]
@@ -397,10 +346,7 @@ def fit(
                 step += 1
                 for p in PARAMS:
                     m, v = moments[p]
-                    if backend == "sparse":
-                        _core.adam_step(params[p], grads[p], m, v, lr=lr_e, step=step, threads=threads)
-                    else:
-                        _adam_numpy(params[p], grads[p], m, v, lr_e, step)
+                    K.adam_step(params[p], grads[p], m, v, lr=lr_e, step=step, threads=threads)
                 if normalize_decoder:
                     W = params["W_dec"]
                     W /= np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-12)
@@ -415,6 +361,5 @@ def fit(
                 callback(epoch, rec)
     finally:
         bar.close()
-    for p in PARAMS:
-        setattr(sae, p, params[p])
+    sae.params = params
     return sae
