@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tokenizers")
-embed = pytest.importorskip("latentatlas.embed")
+embed = pytest.importorskip("latentatlas.lm.minilm")
 try:
     embed.model_files()
 except (ModuleNotFoundError, FileNotFoundError) as exc:  # pragma: no cover - data not installed
@@ -63,7 +63,7 @@ def _bert_fp32(texts):
     from scipy.special import erf
     from tokenizers import Tokenizer
 
-    from latentatlas.sae.io import read_safetensors
+    from latentatlas._io import read_safetensors
 
     _, tok_file = embed.model_files()
     W = read_safetensors(tok_file.parent / "model.safetensors")

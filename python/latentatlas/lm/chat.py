@@ -15,12 +15,15 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Sequence
 
+from .._optional import import_optional
+
 __all__ = ["ChatTemplate", "build_tokenizer", "check_messages"]
 
 _CONTROL, _USER_DEFINED = 3, 4
 # llama.cpp pre-tokenizer types whose regex splits digits one by one before the GPT-2 regex.
 _DIGIT_SPLIT_PRE = {"smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva"}
 _ROLES = ("system", "user", "assistant")
+_JINJA_FEATURE = "this model's chat template is not ChatML; rendering it"
 
 
 def build_tokenizer(meta: Mapping[str, Any]) -> Any:
@@ -31,7 +34,10 @@ def build_tokenizer(meta: Mapping[str, Any]) -> Any:
     ValueError
         For tokenizer models other than byte-level BPE (``gpt2``).
     """
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+    tk = import_optional("tokenizers", feature="the GGUF tokenizer")
+    AddedToken, Tokenizer, decoders, models, pre_tokenizers = (
+        tk.AddedToken, tk.Tokenizer, tk.decoders, tk.models, tk.pre_tokenizers
+    )
 
     if meta.get("model") != "gpt2":
         raise ValueError(
@@ -99,19 +105,16 @@ class ChatTemplate:
                 self.default_system = m.group(1)
         elif not self.chatml:
             try:
-                import jinja2.sandbox  # noqa: F401
-            except ImportError as exc:
-                raise ValueError(
-                    "this model's chat template is not ChatML; rendering it needs jinja2 (pip install jinja2)"
-                ) from exc
+                import_optional("jinja2.sandbox", feature=_JINJA_FEATURE)
+            except ModuleNotFoundError as exc:  # ValueError, as before: the model file is unusable here
+                raise ValueError(str(exc)) from exc
 
     def render(self, messages: Sequence[Mapping[str, str]], *, add_generation_prompt: bool = True) -> str:
         """The prompt text for ``messages`` (validated), ending with the assistant header."""
         msgs = check_messages(messages)
         if not self.chatml:
-            import jinja2.sandbox
-
-            env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+            sandbox = import_optional("jinja2.sandbox", feature=_JINJA_FEATURE)
+            env = sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
             return env.from_string(self.template).render(
                 messages=msgs, add_generation_prompt=add_generation_prompt,
                 bos_token="", eos_token="",

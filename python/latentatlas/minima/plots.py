@@ -1,4 +1,8 @@
-"""Plotly figures (each function returns a ``plotly.graph_objects.Figure``)."""
+"""Plotly figures of the local-minima area (each function returns a ``plotly.graph_objects.Figure``).
+
+Used by :mod:`latentatlas.minima.report`; :func:`energy_scatter` also by the main job's spectral
+chapter. Renderer (SVG/WebGL), palette and template follow :mod:`latentatlas._plotting`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,9 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+
+from .._plotting import PALETTE, TEMPLATE, scatter_cls
+from ..metrics import pearson
 
 __all__ = [
     "alpha_sweep_chart",
@@ -17,11 +24,6 @@ __all__ = [
     "method_bars",
     "score_scatter",
 ]
-
-
-def _scatter_cls(n: int) -> type:
-    # WebGL only where SVG would be slow: headless/GPU-less browsers draw SVG reliably.
-    return go.Scattergl if n > 5000 else go.Scatter
 
 
 def _view(X2d: Any, *arrays: tuple[str, Any]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -54,7 +56,7 @@ def energy_scatter(
         raise ValueError(f"energy must have shape ({X2d.shape[0]},), got {energy.shape}")
     text = None if labels is None else [f"label {v}" for v in np.asarray(labels)]
     fig = go.Figure(
-        go.Scattergl(
+        scatter_cls(len(energy))(
             x=X2d[:, 0],
             y=X2d[:, 1],
             mode="markers",
@@ -63,7 +65,7 @@ def energy_scatter(
             hovertemplate="%{text}<br>λ = %{marker.color:.4f}<extra></extra>" if text else None,
         )
     )
-    fig.update_layout(title=title, xaxis_title="PC 1", yaxis_title="PC 2", template="plotly_white")
+    fig.update_layout(title=title, xaxis_title="PC 1", yaxis_title="PC 2", template=TEMPLATE)
     return fig
 
 
@@ -71,7 +73,7 @@ def kde_density_chart(X2d: Any, density: Any, *, title: str = "Gaussian KDE dens
     """Items in the 2-D view (n, 2) coloured by their KDE density (n,): bright = dense (a mode)."""
     X2d, (d,) = _view(X2d, ("density", density))
     fig = go.Figure(
-        _scatter_cls(len(d))(
+        scatter_cls(len(d))(
             x=X2d[:, 0],
             y=X2d[:, 1],
             mode="markers",
@@ -79,7 +81,7 @@ def kde_density_chart(X2d: Any, density: Any, *, title: str = "Gaussian KDE dens
             hovertemplate="density = %{marker.color:.3g}<extra></extra>",
         )
     )
-    fig.update_layout(title=title, xaxis_title="PC 1", yaxis_title="PC 2", template="plotly_white")
+    fig.update_layout(title=title, xaxis_title="PC 1", yaxis_title="PC 2", template=TEMPLATE)
     return fig
 
 
@@ -93,7 +95,7 @@ def score_scatter(
 ) -> go.Figure:
     """A minimum score (n,) over the 2-D view (low = dark); the selected minima (n,) bool ringed in red."""
     X2d, (s,) = _view(X2d, ("score", score))
-    cls = _scatter_cls(len(s))
+    cls = scatter_cls(len(s))
     fig = go.Figure(
         cls(
             x=X2d[:, 0],
@@ -117,7 +119,7 @@ def score_scatter(
                 hoverinfo="skip",
             )
         )
-    fig.update_layout(title=title, xaxis_title="PC 1", yaxis_title="PC 2", template="plotly_white")
+    fig.update_layout(title=title, xaxis_title="PC 1", yaxis_title="PC 2", template=TEMPLATE)
     return fig
 
 
@@ -135,7 +137,7 @@ def basin_overlay(
     """
     X2d, (v, a) = _view(X2d, ("vanilla_mask", vanilla_mask), ("augmented_mask", augmented_mask))
     v, a = v.astype(bool), a.astype(bool)
-    cls = _scatter_cls(len(v))
+    cls = scatter_cls(len(v))
     fig = go.Figure()
     for sel, name, color, size in (
         (~(v | a), "other items", "lightgrey", 4),
@@ -152,7 +154,7 @@ def basin_overlay(
                 marker=dict(symbol="x", size=13, color="black"),
             )
         )
-    fig.update_layout(title=title, xaxis_title="PC 1", yaxis_title="PC 2", template="plotly_white")
+    fig.update_layout(title=title, xaxis_title="PC 1", yaxis_title="PC 2", template=TEMPLATE)
     return fig
 
 
@@ -167,9 +169,9 @@ def method_bars(rows: Any, *, title: str = "Minima quality per method") -> go.Fi
     names = [r["method"] for r in rows]
     fig = go.Figure()
     if all("purity" in r for r in rows):
-        fig.add_trace(go.Bar(x=names, y=[r["purity"] for r in rows], name="purity (↑)", marker_color="#1f77b4"))
-    fig.add_trace(go.Bar(x=names, y=[r["mean_energy"] for r in rows], name="mean λ (↓)", marker_color="#ff7f0e"))
-    fig.update_layout(title=title, barmode="group", yaxis_title="value", template="plotly_white")
+        fig.add_trace(go.Bar(x=names, y=[r["purity"] for r in rows], name="purity (↑)", marker_color=PALETTE[0]))
+    fig.add_trace(go.Bar(x=names, y=[r["mean_energy"] for r in rows], name="mean λ (↓)", marker_color=PALETTE[1]))
+    fig.update_layout(title=title, barmode="group", yaxis_title="value", template=TEMPLATE)
     return fig
 
 
@@ -192,7 +194,7 @@ def alpha_sweep_chart(sweep: Any, metric: str = "purity", *, title: str | None =
         title=title or f"{label} of the blended minima vs alpha (alpha = 1: vanilla only)",
         xaxis_title="alpha",
         yaxis_title=label,
-        template="plotly_white",
+        template=TEMPLATE,
     )
     return fig
 
@@ -209,7 +211,7 @@ def jaccard_heatmap(matrix: Any, names: Any, *, title: str = "Jaccard overlap of
             text=np.round(M, 3), texttemplate="%{text}", colorbar=dict(title="Jaccard"),
         )
     )
-    fig.update_layout(title=title, template="plotly_white", yaxis_autorange="reversed")
+    fig.update_layout(title=title, template=TEMPLATE, yaxis_autorange="reversed")
     return fig
 
 
@@ -225,17 +227,15 @@ def energy_vs_score(
     if e.ndim != 1 or e.shape != s.shape:
         raise ValueError(f"energy and score must be 1-D of the same length, got {e.shape} and {s.shape}")
     if r is None:
-        from .metrics import pearson
-
         r = pearson(e, s)
     sl = slice(None, None, max(1, -(-len(e) // max_points)))
     fig = go.Figure(
-        _scatter_cls(len(e[sl]))(x=s[sl], y=e[sl], mode="markers", marker=dict(size=4, opacity=0.6), name="items")
+        scatter_cls(len(e[sl]))(x=s[sl], y=e[sl], mode="markers", marker=dict(size=4, opacity=0.6), name="items")
     )
     fig.update_layout(
         title=f"Energy vs {name}: Pearson r = {r:.2f}",
         xaxis_title=name,
         yaxis_title="R_norm (λ)",
-        template="plotly_white",
+        template=TEMPLATE,
     )
     return fig

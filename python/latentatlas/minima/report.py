@@ -15,11 +15,21 @@ from typing import Any
 
 import numpy as np
 
-from .blend import METHODS, MinimaComparison
+from ..datasets import digits, three_gaussians
+from ..report import Section, write_report
+from .blend import METHODS, MinimaComparison, compare
+from .plots import (
+    alpha_sweep_chart,
+    basin_overlay,
+    energy_scatter,
+    energy_vs_score,
+    jaccard_heatmap,
+    kde_density_chart,
+    method_bars,
+    score_scatter,
+)
 
 __all__ = ["atlas", "atlas_sections", "demo_chapter", "write_atlas"]
-
-Section = tuple[str, str, list[Any]]
 
 
 def _subsample(n: int, max_points: int) -> np.ndarray:
@@ -44,17 +54,6 @@ def _table_html(res: MinimaComparison) -> str:
 
 def atlas_sections(res: MinimaComparison, *, name: str = "data", max_points: int = 20000) -> list[Section]:
     """The report's sections for one comparison result (see :func:`atlas`)."""
-    from ..charts import (
-        alpha_sweep_chart,
-        basin_overlay,
-        energy_scatter,
-        energy_vs_score,
-        jaccard_heatmap,
-        kde_density_chart,
-        method_bars,
-        score_scatter,
-    )
-
     n = res.energy.shape[0]
     idx = _subsample(n, max_points)
     view = res.view[idx]
@@ -129,8 +128,6 @@ def write_atlas(
     max_points: int = 20000,
 ) -> Path:
     """Write the report of a :class:`MinimaComparison` to ``out`` (atomically); return its path."""
-    from ..report import write_report
-
     return write_report(out, title, atlas_sections(res, name=name, max_points=max_points))
 
 
@@ -160,17 +157,12 @@ def atlas(
     -------
     (path, result) : the written file and the :class:`MinimaComparison`
     """
-    from .blend import compare
-
     res = compare(X, labels, **compare_kwargs)
     return write_atlas(res, out, title=title, name=name, max_points=max_points), res
 
 
 def demo_chapter(out: Path, *, verbose: bool = True) -> list[Section]:
     """The main job's local-minima chapter: atlas reports for the seed corpus and digits in ``out``."""
-    from ..datasets import digits, three_gaussians
-    from .blend import compare
-
     out = Path(out)
     parts: list[str] = []
     figs: list[Any] = []
@@ -200,8 +192,6 @@ def demo_chapter(out: Path, *, verbose: bool = True) -> list[Section]:
             + html.escape(", ".join(f"{k} {v:.2f}" for k, v in res.correlations.items()))
             + f" — full report: <a href='{html.escape(fname)}'>{html.escape(fname)}</a></p>"
         )
-    from ..charts import method_bars
-
     figs.append(method_bars(runs[0][2].rows, title="Seed corpus, notebook-compatible: purity and mean λ"))
     figs.append(method_bars(runs[2][2].rows, title="Digits, default mode: purity and mean λ"))
     intro = (

@@ -1,10 +1,11 @@
-"""Persona-vector analysis with the persona-vectors project"s API.
+"""Persona-vector analysis with the persona-vectors project's API.
 
 ``from latentatlas.personas import ...`` replaces ``persona_vectors.analysis``,
 ``persona_vectors.plots``, ``persona_vectors.attributes`` and the store: same function and
 argument names. Modules: :mod:`.store` (on-disk and Parquet layouts), :mod:`.analysis` (loaders,
 similarity, projections, clustering, spectral energy), :mod:`.plots` (layered Plotly figures),
-:mod:`.attributes` (attribute colouring, synthetic personas).
+:mod:`.attributes` (attribute colouring, synthetic personas), :mod:`.extract` (persona vectors
+from a language model through :mod:`latentatlas.lm`), :mod:`.report` (HTML files, demo chapter).
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# Public name -> submodule. Loaded on first use, so `latentatlas --help` (which imports
-# personas.cli) does not pay for plotly/scikit-learn.
+# Public name -> submodule. Loaded on first use, so importing one submodule (e.g. the store)
+# does not load the others (plotly, scikit-learn).
 _EXPORTS = {
     "AnalysisDataset": "analysis",
     "DEFAULT_MASK_STRATEGY": "store",
@@ -61,52 +62,7 @@ _EXPORTS = {
     "validate_layers": "analysis",
 }
 
-__all__ = [
-    "DEFAULT_MASK_STRATEGY",
-    "AnalysisDataset",
-    "LayeredAnalysis",
-    "LayeredProjectionData",
-    "LayeredSamples",
-    "ParquetPersonaStore",
-    "PersonaAttributeTable",
-    "PersonaVectorStore",
-    "activation_config_name",
-    "as_layered_samples",
-    "attribute_color_kwargs",
-    "build_layered_figure",
-    "build_pair_similarity_figure",
-    "categorical_attribute_labels",
-    "cluster_agglomerative",
-    "cluster_kmeans",
-    "cosine_similarity_matrix",
-    "default_root",
-    "export_parquet",
-    "layer_variant_similarity",
-    "layered_analysis",
-    "layered_pca",
-    "layered_similarity",
-    "load_analysis_dataset",
-    "load_persona_vectors",
-    "load_variant_vectors",
-    "model_dir_name",
-    "pca_explained_variance",
-    "persona_spectral_energy",
-    "plot_layer_similarity",
-    "plot_persona_dendrogram",
-    "plot_scree",
-    "plot_spectral_energy",
-    "prepare_cluster_samples",
-    "prepare_kmeans_groups",
-    "prepare_layer_mean_cluster_samples",
-    "prepare_layered_projection_data",
-    "project_isomap",
-    "project_pca",
-    "project_umap",
-    "scree_layers",
-    "synthetic_persona_dataset",
-    "synthetic_persona_vectors",
-    "validate_layers",
-]
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:

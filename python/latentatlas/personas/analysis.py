@@ -28,6 +28,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from .._optional import import_optional, to_numpy
+from .._validate import check_int, check_threads
+from ..spectral import feature_laplacian, rayleigh_energy
+
 __all__ = [
     "AnalysisDataset",
     "LayeredAnalysis",
@@ -90,8 +94,7 @@ class LayeredSamples:
 
 
 def _to_numpy(x: Any) -> np.ndarray:
-    if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor, without importing torch
-        x = x.detach().cpu().float().numpy()
+    x = to_numpy(x)  # a torch tensor becomes a CPU float array; anything else is left as is
     arr = x if isinstance(x, np.ndarray) else np.asarray(x)
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"samples must be a real numeric array, got dtype {arr.dtype}")
@@ -170,7 +173,8 @@ def scree_layers(num_layers: int, layers: Sequence[int] | None = None) -> list[i
     return selected
 
 
-def _progress(it: Iterable[Any], progress: bool, desc: str, total: int | None = None) -> Iterable[Any]:
+def progress_iter(it: Iterable[Any], progress: bool, desc: str, total: int | None = None) -> Iterable[Any]:
+    """``it`` wrapped in a tqdm bar when ``progress`` (quiet off a terminal), else ``it`` itself."""
     if not progress:
         return it
     from tqdm.auto import tqdm
@@ -198,7 +202,7 @@ def _load_variant(store: Any, variant: str, persona_ids: list[str], progress: bo
     num_layers, hidden = store.shape(variant)
     names = store.persona_names(persona_ids, variants=[variant])
     vectors = np.empty((len(persona_ids), num_layers, hidden), dtype=np.float32)  # no stacking copy
-    for i, pid in enumerate(_progress(persona_ids, progress, f"load {variant}")):
+    for i, pid in enumerate(progress_iter(persona_ids, progress, f"load {variant}")):
         store.load_into(variant, pid, vectors[i])
     labels = [names.get(p, p) for p in persona_ids]
     hover = [f"Persona: {n}<br>ID: {p}" for n, p in zip(labels, persona_ids)]
@@ -319,10 +323,7 @@ def cosine_similarity_matrix(samples: Any, center: bool = True) -> np.ndarray:
 
 
 def _validate_projection(x: np.ndarray, n_components: int, *, method: str, min_samples: int = 2) -> None:
-    if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)):
-        raise TypeError(f"n_components must be an integer, got {n_components!r}")
-    if n_components < 1:
-        raise ValueError("n_components must be at least 1")
+    check_int(n_components, "n_components")
     n, h = x.shape
     if n < min_samples:
         raise ValueError(f"{method} requires at least {min_samples} samples; got {n}")
@@ -519,10 +520,7 @@ def project_umap(
     """
     x = _check_2d(samples)
     _validate_projection(x, n_components, method="UMAP", min_samples=3)
-    try:
-        import umap
-    except ModuleNotFoundError as exc:
-        raise ModuleNotFoundError("UMAP projections need umap-learn: pip install 'latentatlas[umap]'") from exc
+    umap = import_optional("umap", feature="UMAP projections (umap-learn)")
     nn = min(15, x.shape[0] - 1) if n_neighbors is None else int(n_neighbors)
     prepared = prepare_cluster_samples(x, center=True, normalize=normalize)
     with warnings.catch_warnings():
@@ -532,11 +530,7 @@ def project_umap(
 
 
 def _check_n_clusters(n_clusters: Any, n: int) -> int:
-    if isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer)):
-        raise TypeError(f"n_clusters must be an integer, got {n_clusters!r}")
-    if not 1 <= n_clusters <= n:
-        raise ValueError(f"n_clusters must satisfy 1 <= n_clusters <= n_samples = {n}, got {n_clusters}")
-    return int(n_clusters)
+    return check_int(n_clusters, "n_clusters", high=n, what="n_samples")
 
 
 def cluster_kmeans(samples: Any, n_clusters: int, *, seed: int = 0, center: bool = True, normalize: bool = True) -> np.ndarray:
@@ -652,8 +646,6 @@ def layered_analysis(
     ``n x n`` steps spend more time synchronising than computing. Memory stays bounded: a few
     ``n x h`` and ``n x n`` temporaries per worker, never a copy of the whole stack.
     """
-    from .._validate import check_threads
-
     v = _vectors(samples)
     sel = validate_layers(v, layers)
     n, _, h = v.shape
@@ -684,7 +676,7 @@ def layered_analysis(
         return i
 
     if workers == 1:
-        for i in _progress(range(len(sel)), progress, "layers", len(sel)):
+        for i in progress_iter(range(len(sel)), progress, "layers", len(sel)):
             run(i)
     else:
         from concurrent.futures import ThreadPoolExecutor
@@ -694,7 +686,7 @@ def layered_analysis(
 
         # BLAS/LAPACK release the GIL: whole layers in parallel, one BLAS thread each
         with threadpool_limits(1), ThreadPoolExecutor(workers) as pool:
-            for _ in _progress(pool.map(run, range(len(sel))), progress, "layers", len(sel)):
+            for _ in progress_iter(pool.map(run, range(len(sel))), progress, "layers", len(sel)):
                 pass
     return LayeredAnalysis(sel, sims, coords, ratios, {layer: spectra[layer] for layer in sel if layer in spectra})
 
@@ -752,12 +744,10 @@ def persona_spectral_energy(
     the residual stream along groups of co-varying hidden units, high energy means it excites
     units that do not usually fire together.
     """
-    from ..spectral import feature_laplacian, rayleigh_energy
-
     v = _vectors(samples)
     sel = validate_layers(v, layers)
     out = np.empty((len(sel), v.shape[0]))
-    for i, layer in enumerate(_progress(sel, progress, "spectral energy", len(sel))):
+    for i, layer in enumerate(progress_iter(sel, progress, "spectral energy", len(sel))):
         x = v[:, layer, :]
         x = _center(x) if center else np.ascontiguousarray(x)
         L = feature_laplacian(x, k, normalized=normalized, threads=threads)

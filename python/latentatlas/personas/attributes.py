@@ -20,6 +20,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .._validate import as_rng, check_int
+
 __all__ = [
     "DEFAULT_MAX_ATTRIBUTE_CATEGORIES",
     "PersonaAttributeTable",
@@ -187,11 +189,10 @@ def synthetic_persona_dataset(n: int = 60, seed: int = 0) -> PersonaAttributeTab
     Education correlates with occupation and income with both, so attributes are not independent
     (as in real persona sets). Same ``seed``, same table.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
-        raise ValueError(f"n must be an integer >= 2, got {n!r}")
-    rng = np.random.default_rng(seed)
+    n = check_int(n, "n", low=2)
+    rng = as_rng(seed)
     records = []
-    for i in range(int(n)):
+    for i in range(n):
         age = int(rng.integers(18, 80))
         occ = int(rng.integers(len(_OCCUPATIONS)))
         edu = int(np.clip(rng.integers(1, 4) + (occ in (2, 4)) - (occ in (3, 6)), 0, 4))
@@ -229,7 +230,9 @@ def synthetic_persona_vectors(
     personas by occupation and region), on top of a large shared DC component per layer, as in a
     residual stream. Same ``seed``, same vectors.
     """
-    rng = np.random.default_rng(seed)
+    num_layers = check_int(num_layers, "num_layers")
+    hidden_size = check_int(hidden_size, "hidden_size")
+    rng = as_rng(seed)
     ids = dataset.persona_ids
     n = len(ids)
     fields = dataset.attribute_schema["persona_fields"]

@@ -18,6 +18,8 @@ from typing import Any, Literal, Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from .._plotting import PALETTE, TEMPLATE, WEBGL_MIN_POINTS
+from ..spectral import minmax
 from . import analysis as _analysis
 from .analysis import LINKAGES, as_layered_samples, validate_layers
 
@@ -37,11 +39,6 @@ ClusterMode = Literal["mean_across_layers", "first_layer", "per_layer"]
 ProjectionKind = Literal["pca", "umap", "isomap"]
 CLUSTER_MODES = ("mean_across_layers", "first_layer", "per_layer")
 _MAX_GROUP_LEGEND_TRACES = 40
-_WEBGL_MIN_POINTS = 2000  # SVG below this: crisper, and renders without WebGL
-_PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf", "#393b79", "#e7ba52", "#843c39", "#637939", "#7b4173", "#3182bd",
-)
 _AXES = {"pca": "PC", "umap": "UMAP ", "isomap": "Isomap "}
 _TITLES = {"pca": "PCA by Layer", "umap": "Centered UMAP by Layer", "isomap": "Centered Isomap by Layer"}
 
@@ -92,7 +89,8 @@ def _layer_controls(layers: Sequence[int], *, duration: int = 500) -> dict[str, 
     )
 
 
-def _range(values: np.ndarray) -> tuple[float, float]:
+def axis_range(values: np.ndarray) -> tuple[float, float]:
+    """An axis range around ``values`` with a 5% margin (±1 for a constant)."""
     lo, hi = float(np.min(values)), float(np.max(values))
     pad = 0.05 * (hi - lo) if hi > lo else 1.0
     return lo - pad, hi + pad
@@ -119,6 +117,35 @@ class LayeredProjectionData:
     layer_ranges: dict[int, tuple[tuple[float, float], ...]]
     graph_edges: dict[int, list[tuple[int, int]]]
 
+    @classmethod
+    def from_coords(
+        cls,
+        kind: ProjectionKind,
+        layer_coords: Mapping[int, np.ndarray],
+        *,
+        normalize: bool = True,
+        graph_edges: Mapping[int, list[tuple[int, int]]] | None = None,
+        graph_n_neighbors: int = 5,
+    ) -> LayeredProjectionData:
+        """Wrap coordinates computed elsewhere (``{layer: (n, 2 or 3)}``, in layer order).
+
+        Axis ranges are derived from the coordinates; ``normalize`` records whether the
+        projected vectors were centred and L2-normalised first.
+        """
+        _check_kind(kind, similarity=False)
+        coords = {int(layer): np.asarray(c) for layer, c in layer_coords.items()}
+        if not coords:
+            raise ValueError("layer_coords must hold at least one layer")
+        shapes = {c.shape for c in coords.values()}
+        first = next(iter(shapes))
+        if len(shapes) != 1 or len(first) != 2:
+            raise ValueError(f"every layer's coordinates must have the same shape (n, 2 or 3), got {sorted(shapes)}")
+        n, n_components = first
+        n_components = _check_n_components(n_components)
+        ranges = {layer: tuple(axis_range(c[:, a]) for a in range(n_components)) for layer, c in coords.items()}
+        return cls(kind, tuple(coords), n_components, bool(normalize), int(graph_n_neighbors), int(n), coords, ranges,
+                   dict(graph_edges or {}))
+
 
 def _check_kind(kind: str, *, similarity: bool) -> None:
     ok = ("pca", "umap", "isomap", "similarity") if similarity else ("pca", "umap", "isomap")
@@ -133,7 +160,7 @@ def _check_n_components(n_components: Any) -> int:
 
 
 def _knn_edges(x: np.ndarray, n_neighbors: int) -> list[tuple[int, int]]:
-    """Undirected exact-kNN edges (i < j) of the centred + unit rows, via the Rust GEMM top-k."""
+    """Undirected exact-kNN edges (i < j) of the centred + unit rows, via the Rust kNN."""
     from .. import _core
 
     n = x.shape[0]
@@ -141,8 +168,7 @@ def _knn_edges(x: np.ndarray, n_neighbors: int) -> list[tuple[int, int]]:
         return []
     k = min(max(1, int(n_neighbors)), n - 1)
     p = np.ascontiguousarray(_analysis.prepare_cluster_samples(x), dtype=np.float32)
-    bias = (-0.5 * np.einsum("ij,ij->i", p, p)).astype(np.float32)  # nearest by squared L2
-    _, idx = _core.gemm_topk(p, p, k, bias=bias, exclude_self=True)
+    _, idx = _core.knn_sqdist(p, k=k)  # nearest by squared L2, self excluded
     rows = np.repeat(np.arange(n), k)
     pairs = np.stack([np.minimum(rows, idx.ravel()), np.maximum(rows, idx.ravel())], axis=1)
     return [tuple(map(int, e)) for e in np.unique(pairs, axis=0)]
@@ -172,17 +198,31 @@ def prepare_layered_projection_data(
     if s.vectors.shape[0] < 2:
         raise ValueError("At least two samples are required")
     eff_norm = bool(normalize) if kind in ("pca", "umap") else True
+    return _projection_data(s, kind, sel, n_components, eff_norm, graph_overlay, graph_n_neighbors, progress)
+
+
+def _projection_data(
+    s: _analysis.LayeredSamples,
+    kind: ProjectionKind,
+    sel: list[int],
+    n_components: int,
+    eff_norm: bool,
+    graph_overlay: bool,
+    graph_n_neighbors: int,
+    progress: bool,
+) -> LayeredProjectionData:
+    """:func:`prepare_layered_projection_data` on already validated samples and layers."""
     if kind == "pca":
-        coords, _ = _analysis.layered_pca(s.vectors, sel, n_components, normalize=eff_norm, progress=progress)
+        coords, _ = _analysis.layered_pca(s, sel, n_components, normalize=eff_norm, progress=progress)
         layer_coords = {layer: coords[i] for i, layer in enumerate(sel)}
     else:
         fn = _analysis.project_umap if kind == "umap" else _analysis.project_isomap
         kw = {"normalize": eff_norm} if kind == "umap" else {"n_neighbors": 8}
-        it = _analysis._progress(sel, progress, kind, len(sel))
+        it = _analysis.progress_iter(sel, progress, kind, len(sel))
         layer_coords = {layer: np.asarray(fn(s.vectors[:, layer, :], n_components, **kw)) for layer in it}
-    ranges = {layer: tuple(_range(c[:, a]) for a in range(n_components)) for layer, c in layer_coords.items()}
     edges = {layer: _knn_edges(s.vectors[:, layer, :], graph_n_neighbors) for layer in sel} if graph_overlay else {}
-    return LayeredProjectionData(kind, tuple(sel), n_components, eff_norm, int(graph_n_neighbors), int(s.vectors.shape[0]), layer_coords, ranges, edges)
+    return LayeredProjectionData.from_coords(kind, layer_coords, normalize=eff_norm, graph_edges=edges,
+                                             graph_n_neighbors=graph_n_neighbors)
 
 
 def prepare_kmeans_groups(
@@ -202,6 +242,13 @@ def prepare_kmeans_groups(
         raise ValueError("cluster_mode must be one of: mean_across_layers, first_layer, per_layer")
     s = as_layered_samples(samples)
     sel = validate_layers(s.vectors, layers)
+    return _kmeans_groups(s, sel, n_clusters, cluster_seed, cluster_mode)
+
+
+def _kmeans_groups(
+    s: _analysis.LayeredSamples, sel: list[int], n_clusters: int, cluster_seed: int, cluster_mode: str
+) -> list[str] | dict[int, list[str]]:
+    """:func:`prepare_kmeans_groups` on already validated samples and layers."""
 
     def lab(ids: np.ndarray) -> list[str]:
         return [f"Cluster {int(i)}" for i in ids]
@@ -268,7 +315,7 @@ class _Coloring:
         elif groups is not None:
             self.groups = _per_layer(groups, layers, n, "groups", str)
             self.unique = sorted({g for v in self.groups.values() for g in v})
-            self.colors = {g: _PALETTE[i % len(_PALETTE)] for i, g in enumerate(self.unique)}
+            self.colors = {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(self.unique)}
             self.mode = "groups" if len(self.unique) <= _MAX_GROUP_LEGEND_TRACES else "groups_single"
 
 
@@ -283,7 +330,7 @@ def _points(coords: np.ndarray, idx: np.ndarray, n_components: int, webgl: bool,
 def _layer_traces(layer: int, coords: np.ndarray, col: _Coloring, s: Any, n_components: int, axis: str,
                   edges: list[tuple[int, int]] | None) -> list[Any]:
     n = coords.shape[0]
-    webgl = n >= _WEBGL_MIN_POINTS
+    webgl = n >= WEBGL_MIN_POINTS
     text = np.asarray(s.hover_text, dtype=object)
     traces: list[Any] = []
     if edges is not None:
@@ -393,10 +440,10 @@ def build_layered_figure(
     if cluster_mode not in CLUSTER_MODES:
         raise ValueError("cluster_mode must be one of: mean_across_layers, first_layer, per_layer")
     if n_clusters is not None:
-        groups = prepare_kmeans_groups(s, layers=sel, n_clusters=n_clusters, cluster_seed=cluster_seed, cluster_mode=cluster_mode)
+        groups = _kmeans_groups(s, sel, n_clusters, cluster_seed, cluster_mode)
     eff_norm = bool(projection_normalize) if kind in ("pca", "umap") else True
     if projection_data is None:
-        projection_data = prepare_layered_projection_data(s, kind, sel, n_components, eff_norm, graph_overlay, graph_n_neighbors, progress=progress)  # type: ignore[arg-type]
+        projection_data = _projection_data(s, kind, sel, n_components, eff_norm, graph_overlay, graph_n_neighbors, progress)  # type: ignore[arg-type]
     else:
         _validate_projection_data(projection_data, kind=kind, layers=sel, n_components=n_components, normalize=eff_norm,
                                   graph_overlay=graph_overlay, n=n)
@@ -412,7 +459,7 @@ def build_layered_figure(
         layout["title"] = dict(text=f"{base_title} — layer {layer}")
         frames.append(go.Frame(name=_frame_name(layer), data=traces, layout=layout))
     fig = go.Figure(data=frames[0].data, frames=frames)
-    fig.update_layout(template="plotly_white", height=700 if n_components == 3 else 640, legend=dict(itemsizing="constant"),
+    fig.update_layout(template=TEMPLATE, height=700 if n_components == 3 else 640, legend=dict(itemsizing="constant"),
                       **_layer_controls(sel), **_axis_layout(projection_data.layer_ranges[sel[0]], n_components, axis))
     fig.update_layout(title=dict(text=f"{base_title} — layer {sel[0]}"))
     return fig
@@ -429,7 +476,7 @@ def _similarity_figure(s: Any, sel: list[int], title: str, *, progress: bool) ->
     if n > 400:
         warnings.warn(f"a similarity figure of {n} personas x {len(sel)} layers makes a large HTML file "
                       f"({n * n * len(sel) * 4 / 1e6:.0f} MB of float32); pass fewer layers or personas", stacklevel=3)
-    S = _analysis.layered_similarity(s.vectors, sel, progress=progress)
+    S = _analysis.layered_similarity(s, sel, progress=progress)
     labels = _unique_labels(list(s.labels), list(s.persona_ids))
     def heat(i: int) -> go.Heatmap:
         return go.Heatmap(z=S[i], x=labels, y=labels, zmin=-1.0, zmax=1.0, colorscale="RdBu", reversescale=True,
@@ -437,7 +484,7 @@ def _similarity_figure(s: Any, sel: list[int], title: str, *, progress: bool) ->
     frames = [go.Frame(name=_frame_name(layer), data=[heat(i)], layout=dict(title=dict(text=f"{title} — layer {layer}"))) for i, layer in enumerate(sel)]
     fig = go.Figure(data=frames[0].data, frames=frames)
     side = min(900, 300 + 12 * n)
-    fig.update_layout(template="plotly_white", height=side + 150, width=side + 200, yaxis=dict(autorange="reversed"),
+    fig.update_layout(template=TEMPLATE, height=side + 150, width=side + 200, yaxis=dict(autorange="reversed"),
                       title=dict(text=f"{title} — layer {sel[0]}"), **_layer_controls(sel))
     return fig
 
@@ -476,7 +523,7 @@ def build_pair_similarity_figure(
     n = s.vectors.shape[0]
     if n < 2:
         raise ValueError("At least two samples are required")
-    S = _analysis.layered_similarity(s.vectors, sel, center=center, progress=progress)
+    S = _analysis.layered_similarity(s, sel, center=center, progress=progress)
     if pairs is None:
         chosen = _select_pairs(S, int(max_pairs))
     else:
@@ -487,16 +534,16 @@ def build_pair_similarity_figure(
     fig = go.Figure()
     for k, (a, b) in enumerate(chosen):
         fig.add_trace(go.Scatter(x=sel, y=S[:, a, b], mode="lines", name=f"{s.labels[a]} ↔ {s.labels[b]}",
-                                 line=dict(color=_PALETTE[k % len(_PALETTE)]),
+                                 line=dict(color=PALETTE[k % len(PALETTE)]),
                                  hovertemplate="layer %{x}<br>cos=%{y:.3f}<extra>%{fullData.name}</extra>"))
     def marker(i: int) -> go.Scatter:
         return go.Scatter(x=[sel[i]] * len(chosen), y=[float(S[i, a, b]) for a, b in chosen], mode="markers",
-                          marker=dict(size=10, color=[_PALETTE[k % len(_PALETTE)] for k in range(len(chosen))], line=dict(width=1, color="black")),
+                          marker=dict(size=10, color=[PALETTE[k % len(PALETTE)] for k in range(len(chosen))], line=dict(width=1, color="black")),
                           name="selected layer", showlegend=False, hoverinfo="skip")
     fig.add_trace(marker(0))
     mi = len(chosen)
     fig.frames = [go.Frame(name=_frame_name(layer), data=[marker(i)], traces=[mi]) for i, layer in enumerate(sel)]
-    fig.update_layout(template="plotly_white", height=560, title=title or "Persona-Pair Centered Cosine Similarity Across Layers",
+    fig.update_layout(template=TEMPLATE, height=560, title=title or "Persona-Pair Centered Cosine Similarity Across Layers",
                       xaxis=dict(title="Layer"), yaxis=dict(title="Centered cosine similarity", range=[-1.05, 1.05]),
                       **_layer_controls(sel))
     return fig
@@ -542,7 +589,7 @@ def plot_persona_dendrogram(
     fig = go.Figure(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#3b6ea8", width=1.5), hoverinfo="skip", name="merges"))
     ticks = list(range(5, 10 * len(d["ivl"]), 10))
     where = "mean of layers" if layer is None else f"layer {layer}"
-    fig.update_layout(template="plotly_white", height=520, showlegend=False,
+    fig.update_layout(template=TEMPLATE, height=520, showlegend=False,
                       title=title or f"Persona dendrogram ({linkage} linkage, {where})",
                       xaxis=dict(tickmode="array", tickvals=ticks, ticktext=d["ivl"], tickangle=-60),
                       yaxis=dict(title="Merge distance"))
@@ -570,7 +617,7 @@ def plot_scree(
         y = np.cumsum(r) if cumulative else r
         fig.add_trace(go.Scatter(x=np.arange(1, r.size + 1), y=y, mode="lines+markers", name=str(name),
                                  hovertemplate="PC %{x}<br>%{y:.3%}<extra>%{fullData.name}</extra>"))
-    fig.update_layout(template="plotly_white", height=480, title=title or "PCA Explained Variance",
+    fig.update_layout(template=TEMPLATE, height=480, title=title or "PCA Explained Variance",
                       xaxis=dict(title="Principal component", dtick=1 if (max_components or 99) <= 30 else None),
                       yaxis=dict(title="Cumulative explained variance" if cumulative else "Explained variance ratio", tickformat=".0%"))
     if show:  # pragma: no cover - interactive
@@ -595,7 +642,7 @@ def plot_layer_similarity(
         if len(x) != y.size:
             raise ValueError(f"trace {name!r} has {y.size} values but {len(x)} layers")
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=str(name)))
-    fig.update_layout(template="plotly_white", height=460, title=title or "Variant Similarity by Layer",
+    fig.update_layout(template=TEMPLATE, height=460, title=title or "Variant Similarity by Layer",
                       xaxis=dict(title="Layer"), yaxis=dict(title=y_label))
     return fig
 
@@ -613,8 +660,6 @@ def plot_spectral_energy(
     ``normalize_per_layer`` min-max scales each layer (``+1e-9`` as the seed), so the colours
     compare personas within a layer; the raw values are in the hover text.
     """
-    from ..spectral import minmax
-
     E = np.asarray(energy, dtype=np.float64)
     if E.ndim != 2 or E.shape != (len(layers), len(labels)):
         raise ValueError(f"energy must have shape (len(layers), len(labels)) = ({len(layers)}, {len(labels)}), got {E.shape}")
@@ -622,7 +667,7 @@ def plot_spectral_energy(
     fig = go.Figure(go.Heatmap(z=Z.T, x=[str(x) for x in layers], y=list(labels), customdata=E.T, colorscale="Viridis",
                                colorbar=dict(title="λ (min-max per layer)" if normalize_per_layer else "λ"),
                                hovertemplate="%{y}<br>layer %{x}<br>λ=%{customdata:.4g}<extra></extra>"))
-    fig.update_layout(template="plotly_white", height=min(1200, 250 + 14 * len(labels)),
+    fig.update_layout(template=TEMPLATE, height=min(1200, 250 + 14 * len(labels)),
                       title=title or "Feature-graph Rayleigh energy of each persona by layer",
                       xaxis=dict(title="Layer"), yaxis=dict(autorange="reversed"))
     return fig

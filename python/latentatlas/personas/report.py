@@ -10,20 +10,36 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import plotly.graph_objects as go
 
-from .._io import atomic_write_text
+from .. import datasets
+from ..report import Section, write_figure_html
+from .analysis import (
+    as_layered_samples,
+    layered_analysis,
+    load_persona_vectors,
+    persona_spectral_energy,
+    scree_layers,
+    validate_layers,
+)
+from .attributes import (
+    PersonaAttributeTable,
+    attribute_color_kwargs,
+    synthetic_persona_dataset,
+    synthetic_persona_vectors,
+)
+from .extract import demo_store
+from .plots import (
+    LayeredProjectionData,
+    build_layered_figure,
+    build_pair_similarity_figure,
+    plot_scree,
+    plot_spectral_energy,
+    prepare_layered_projection_data,
+)
+from .store import PersonaVectorStore
 
+# write_figure_html lives in latentatlas.report (the one HTML writer); re-exported for old imports.
 __all__ = ["analyze_store", "demo_chapter", "run_saved_activation_analysis", "write_analysis_files", "write_figure_html"]
-
-Section = tuple[str, str, list[go.Figure]]
-
-
-def write_figure_html(fig: go.Figure, path: str | os.PathLike[str]) -> Path:
-    """One self-contained HTML file (plotly.js inlined, no auto-play), written atomically."""
-    import plotly.io as pio
-
-    return atomic_write_text(path, pio.to_html(fig, full_html=True, include_plotlyjs=True, auto_play=False))
 
 
 def write_analysis_files(
@@ -43,26 +59,17 @@ def write_analysis_files(
     ``..._pca_scree.html`` (explained variance at layers {0, L//3, 2L//3, L-1} or ``layers``).
     The PCA and similarity views share one Gram matrix per layer.
     """
-    from . import analysis as A
-    from .plots import (
-        LayeredProjectionData,
-        build_layered_figure,
-        build_pair_similarity_figure,
-        plot_scree,
-    )
-
-    s = A.as_layered_samples(samples)
-    sel = A.validate_layers(s.vectors, layers)
+    s = as_layered_samples(samples)
+    sel = validate_layers(s.vectors, layers)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{variant}_{mask_strategy}"
-    scree_sel = A.scree_layers(s.num_layers, layers)
+    scree_sel = scree_layers(s.num_layers, layers)
     union = sorted(set(sel) | set(scree_sel))
-    res = A.layered_analysis(s.vectors, union, n_components=2, spectrum_layers=scree_sel, progress=progress)
+    res = layered_analysis(s.vectors, union, n_components=2, spectrum_layers=scree_sel, progress=progress)
     at = {layer: i for i, layer in enumerate(union)}
     coords = {layer: res.pca[at[layer]] for layer in sel}  # type: ignore[index]
-    ranges = {layer: tuple(_rng(c[:, a]) for a in range(2)) for layer, c in coords.items()}
-    pdata = LayeredProjectionData("pca", tuple(sel), 2, True, 5, len(s), coords, ranges, {})
+    pdata = LayeredProjectionData.from_coords("pca", coords, normalize=True)
     paths: dict[str, Path] = {}
     fig = build_layered_figure(s, "pca", layers=sel, projection_data=pdata, title=f"{variant} {mask_strategy} persona vector PCA")
     paths["persona_vector_pca"] = write_figure_html(fig, out / f"{stem}_persona_vector_pca.html")
@@ -76,12 +83,6 @@ def write_analysis_files(
     return paths
 
 
-def _rng(v: np.ndarray) -> tuple[float, float]:
-    from .plots import _range
-
-    return _range(v)
-
-
 def analyze_store(
     store: Any,
     variant: str,
@@ -92,8 +93,6 @@ def analyze_store(
     progress: bool = False,
 ) -> dict[str, Path]:
     """Load one variant from a store (directory or Parquet) and write the four HTML files."""
-    from .analysis import load_persona_vectors
-
     samples = load_persona_vectors(store, variant, persona_ids=persona_ids, progress=progress)
     return write_analysis_files(samples, out, variant=variant, mask_strategy=store.mask_strategy, layers=layers, progress=progress)
 
@@ -108,8 +107,6 @@ def run_saved_activation_analysis(
     layers: Sequence[int] | None = None,
 ) -> dict[str, Path]:
     """The persona-vectors project's entry point: the four HTML files from a directory store."""
-    from .store import PersonaVectorStore
-
     store = PersonaVectorStore(model_name, mask_strategy=mask_strategy, root=activations_dir)
     return analyze_store(store, variant, output_dir, layers=layers, persona_ids=persona_ids)
 
@@ -118,25 +115,13 @@ def run_saved_activation_analysis(
 
 
 def _real_store(cache_dir: Path, verbose: bool) -> tuple[Any, str, Any, str]:
-    """Real persona vectors from the extraction module, with attributes when the dataset has them."""
-    from .attributes import PersonaAttributeTable
-    from .extract import demo_store  # type: ignore[import-not-found]
-
+    """Real persona vectors of the packaged SmolLM2 (:func:`.extract.demo_store`), with the prompt set's attributes."""
     store, variant = demo_store(cache_dir, verbose=verbose)
-    table = None
-    try:
-        from ..datasets import persona_prompts  # type: ignore[attr-defined]
-
-        table = PersonaAttributeTable(persona_prompts())
-    except (ImportError, AttributeError, ValueError, KeyError):
-        table = None
+    table = PersonaAttributeTable(datasets.persona_prompts())
     return store, variant, table, f"{store.model} (real decoder-block outputs, mask strategy {store.mask_strategy})"
 
 
 def _synthetic_store(root: Path) -> tuple[Any, str, Any, str]:
-    from .attributes import synthetic_persona_dataset, synthetic_persona_vectors
-    from .store import PersonaVectorStore
-
     table = synthetic_persona_dataset(60, seed=0)
     vectors = synthetic_persona_vectors(table, num_layers=16, hidden_size=128, seed=0)
     store = PersonaVectorStore("latentatlas/synthetic-personas", root=root)
@@ -156,14 +141,11 @@ def _pick_attribute(table: Any) -> str | None:
 def demo_chapter(out: Path, *, verbose: bool = True) -> list[Section]:
     """The persona chapter of ``latentatlas demo``: the four analyze files plus attribute and spectral views.
 
-    Uses real vectors from :mod:`latentatlas.personas.extract` (``demo_store``) when that module
-    is present and works; otherwise a synthetic attribute-driven persona set written to a
-    temporary store under ``out`` (removed afterwards). Files go to ``out/personas/``.
+    Uses real vectors from :func:`latentatlas.personas.extract.demo_store` (the packaged SmolLM2)
+    when they can be built; otherwise (model package not installed, extraction failed) a
+    synthetic attribute-driven persona set written to a temporary store under ``out`` (removed
+    afterwards), with a note saying why. Files go to ``out/personas/``.
     """
-    from .analysis import load_persona_vectors, persona_spectral_energy, scree_layers
-    from .attributes import attribute_color_kwargs
-    from .plots import build_layered_figure, plot_spectral_energy, prepare_layered_projection_data
-
     out = Path(out)
     pdir = out / "personas"
     pdir.mkdir(parents=True, exist_ok=True)
@@ -171,11 +153,10 @@ def demo_chapter(out: Path, *, verbose: bool = True) -> list[Section]:
     note = ""
     try:
         store, variant, table, source = _real_store(out / "persona_store", verbose)
-    except Exception as exc:  # missing module or a failed extraction: say so and use the synthetic set
-        if not (isinstance(exc, ModuleNotFoundError) and exc.name and exc.name.endswith("extract")):
-            note = f"<p>Real persona vectors were not available ({html.escape(type(exc).__name__)}: {html.escape(str(exc))}); using the synthetic set.</p>"
-            if verbose:
-                print(f"personas: real vectors unavailable ({exc}); using synthetic vectors")
+    except Exception as exc:  # no model package or a failed extraction: say so and use the synthetic set
+        note = f"<p>Real persona vectors were not available ({html.escape(type(exc).__name__)}: {html.escape(str(exc))}); using the synthetic set.</p>"
+        if verbose:
+            print(f"personas: real vectors unavailable ({exc}); using synthetic vectors")
         tmp = tempfile.mkdtemp(prefix=".synthetic_store_", dir=out)
         store, variant, table, source = _synthetic_store(Path(tmp))
     try:
@@ -197,8 +178,6 @@ def demo_chapter(out: Path, *, verbose: bool = True) -> list[Section]:
         sl = scree_layers(L)
         energy = persona_spectral_energy(samples, sl, k=8)
         spec_fig = plot_spectral_energy(energy, sl, samples.labels, title=f"{variant}: feature-graph Rayleigh energy of each persona (k=8)")
-        from .analysis import layered_analysis
-
         res = layered_analysis(samples, sl, n_components=2, similarity=True)
         rows = []
         for i, layer in enumerate(sl):

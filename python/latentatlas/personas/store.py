@@ -26,14 +26,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import struct
 import warnings
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .._io import atomic_write_bytes, atomic_write_text
+from .._io import atomic_write_bytes, atomic_write_text, read_safetensors
+from .._optional import import_optional, to_numpy
 
 __all__ = [
     "DEFAULT_MASK_STRATEGY",
@@ -87,9 +87,7 @@ def _check_name(value: Any, what: str) -> str:
 
 def _as_vector(vector: Any, persona_id: str) -> np.ndarray:
     """Accept numpy arrays, array-likes and torch tensors (without importing torch)."""
-    if hasattr(vector, "detach") and hasattr(vector, "cpu"):  # torch.Tensor
-        vector = vector.detach().cpu().float().numpy()
-    arr = np.asarray(vector)
+    arr = np.asarray(to_numpy(vector))
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"vector for {persona_id!r} must be a real numeric array, got dtype {arr.dtype}")
     if arr.ndim != 2:
@@ -111,39 +109,18 @@ def _as_vector(vector: Any, persona_id: str) -> np.ndarray:
 def _read_safetensors(path: Path) -> np.ndarray:
     """Read the ``activations`` tensor of one file as float32, with errors that name the file.
 
-    bfloat16 (which numpy lacks, and which torch users often save) is widened by hand.
+    bfloat16 (which numpy lacks, and which torch users often save) is widened by
+    :func:`latentatlas._io.read_safetensors`.
     """
-    from safetensors.numpy import load
-
     try:
-        data = path.read_bytes()
+        tensors = read_safetensors(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"persona vector file not found: {path}") from None
-    if len(data) < 8:
-        raise ValueError(f"corrupt safetensors file {path}: {len(data)} bytes, too short for a header")
-    (n,) = struct.unpack("<Q", data[:8])
-    try:
-        header = json.loads(data[8 : 8 + n])
-        if not isinstance(header, dict):
-            raise ValueError("header is not a JSON object")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"corrupt safetensors file {path}: unreadable header ({exc})") from None
-    info = header.get(TENSOR_KEY)
-    if not isinstance(info, dict):
-        keys = sorted(k for k in header if k != "__metadata__")
-        raise ValueError(f"safetensors file {path} has no {TENSOR_KEY!r} tensor (keys: {keys})")
-    if info.get("dtype") == "BF16":
-        shape = tuple(int(s) for s in info["shape"])
-        a, b = (int(o) for o in info["data_offsets"])
-        raw = data[8 + n + a : 8 + n + b]
-        if b - a != 2 * int(np.prod(shape)) or len(raw) != b - a:
-            raise ValueError(f"corrupt safetensors file {path}: data does not match shape {shape}")
-        bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
-        return bits.view(np.float32).reshape(shape)
-    try:
-        tensors = load(data)
-    except Exception as exc:  # safetensors raises its own SafetensorError for bad bytes
-        raise ValueError(f"corrupt safetensors file {path}: {exc}") from None
+    except ValueError as exc:
+        reason = str(exc).removeprefix(f"{path}: ")
+        raise ValueError(f"corrupt safetensors file {path}: {reason}") from None
+    if TENSOR_KEY not in tensors:
+        raise ValueError(f"safetensors file {path} has no {TENSOR_KEY!r} tensor (keys: {sorted(tensors)})")
     arr = tensors[TENSOR_KEY]
     if arr.dtype.kind not in "fiu":
         raise ValueError(f"tensor in {path} has unsupported dtype {arr.dtype}")
@@ -485,14 +462,8 @@ class PersonaVectorStore(_ReadAPI):
 
 
 def _pyarrow() -> Any:
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ModuleNotFoundError as exc:  # pragma: no cover - optional extra
-        raise ModuleNotFoundError(
-            "reading/writing the Hub Parquet layout needs pyarrow: pip install 'latentatlas[parquet]'"
-        ) from exc
-    return pa, pq
+    feature = "reading/writing the Hub Parquet layout"
+    return import_optional("pyarrow", feature=feature), import_optional("pyarrow.parquet", feature=feature)
 
 
 def _split_files(config_dir: Path, variant: str) -> list[Path]:

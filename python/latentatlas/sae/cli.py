@@ -27,9 +27,9 @@ def _load_npy(path: str, name: str) -> Any:
 def _data(args: argparse.Namespace, need_queries: bool) -> dict[str, Any]:
     """Embeddings (and texts/qrels where known) from --dataset or from files."""
     if getattr(args, "dataset", None):
-        from .report import load_task_embeddings
+        from ..datasets import rotten_tomatoes_embeddings
 
-        task, Q, D = load_task_embeddings(progress=not args.quiet)
+        task, Q, D = rotten_tomatoes_embeddings(progress=not args.quiet)
         return {"Q": Q, "D": D, "qrels": task.qrels, "qids": task.query_ids, "dids": task.doc_ids,
                 "texts": task.docs, "qtexts": task.queries, "labels": task.doc_labels}
     if not args.docs:
@@ -96,7 +96,7 @@ def _explain(args: argparse.Namespace) -> int:
     ex = LatentExplainer(sae, data["D"], data["texts"], n_top=args.top)
     latents = list(args.latent or [])
     if args.query is not None:
-        from ..embed import embed_texts
+        from ..lm.minilm import embed_texts
 
         x = embed_texts([args.query], progress=False, cache=False)[0]
         for j, v, s in ex.top_latents(x, n=args.top):

