@@ -19,12 +19,11 @@ from typing import Any, Hashable, Sequence
 
 import numpy as np
 
-from .model import TopKSAE, check_codes
-from .retrieval import dense_search, evaluate, to_run
+from .._validate import check_choice, check_int
+from .model import Codes, TopKSAE, check_codes
+from .retrieval import check_qrels, dense_search, evaluate, to_run
 
 __all__ = ["amplification_grid", "amplify", "latent_counts", "pseudo_relevance_feedback", "steer"]
-
-Codes = tuple[np.ndarray, np.ndarray]
 
 
 def _latents(latents: Any, n_latents: int) -> np.ndarray:
@@ -60,8 +59,7 @@ def amplify(
     -------
     values, indices : (N, k + m) — the original columns plus one column per amplified latent
     """
-    if mode not in ("additive", "multiplicative"):
-        raise ValueError(f"mode must be 'additive' or 'multiplicative', got {mode!r}")
+    check_choice(mode, "mode", ("additive", "multiplicative"))
     v, i = check_codes(*codes, n_latents, np.asarray(codes[0]).dtype if np.asarray(codes[0]).dtype.kind == "f" else np.float64)
     N = v.shape[0]
     L = np.asarray(latents)
@@ -121,8 +119,7 @@ def steer(
     (all documents, or ``doc_rows``). Returns ``before_scores``, ``before_ids``, ``after_scores``,
     ``after_ids``, each (M, k).
     """
-    if side not in ("query", "document"):
-        raise ValueError(f"side must be 'query' or 'document', got {side!r}")
+    check_choice(side, "side", ("query", "document"))
     qc, dc = sae.encode(Q, threads=threads), sae.encode(D, threads=threads)
     Qh, Dh = sae.decode(*qc), sae.decode(*dc)
     bs, bi = dense_search(Qh, Dh, k, threads=threads)
@@ -155,6 +152,8 @@ def pseudo_relevance_feedback(
 
     Returns (scores (M, k), ids (M, k)).
     """
+    feedback_docs = check_int(feedback_docs, "feedback_docs")
+    feedback_latents = check_int(feedback_latents, "feedback_latents", high=sae.n_latents, what="n_latents")
     qc, dc = sae.encode(Q, threads=threads), sae.encode(D, threads=threads)
     Dh = sae.decode(*dc)
     _, fb = dense_search(sae.decode(*qc), Dh, feedback_docs, threads=threads)
@@ -193,18 +192,13 @@ def amplification_grid(
 
     Returns a list of ``{"amount", "mrr@k", "p@k", "r@k"}`` (amount 0 = no amplification).
     """
-    if side not in ("query", "document"):
-        raise ValueError(f"side must be 'query' or 'document', got {side!r}")
+    check_choice(side, "side", ("query", "document"))
     qids = list(range(np.asarray(Q).shape[0])) if query_ids is None else list(query_ids)
     dids = list(range(np.asarray(D).shape[0])) if doc_ids is None else list(doc_ids)
+    steps = check_int(steps, "steps", low=0)
+    check_qrels(qrels, qids, dids)
     pos = {d: r for r, d in enumerate(dids)}
     qpos = {q: r for r, q in enumerate(qids)}
-    for q, docs in qrels.items():
-        if q not in qpos:
-            raise ValueError(f"qrels names unknown query id {q!r}")
-        for d in docs:
-            if d not in pos:
-                raise ValueError(f"qrels[{q!r}] names unknown document id {d!r}")
     qc, dc = sae.encode(Q, threads=threads), sae.encode(D, threads=threads)
     Qh, Dh = sae.decode(*qc), sae.decode(*dc)
     n = sae.n_latents

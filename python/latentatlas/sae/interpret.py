@@ -13,7 +13,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .model import TopKSAE
+from .._validate import check_int
+from .model import TopKSAE, latent_frequencies
 
 __all__ = ["LatentExplainer", "LatentSummary", "explain_latent", "frequency_regions"]
 
@@ -84,16 +85,16 @@ class LatentExplainer:
     ) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        D = sae._input(D, "D")
+        D = sae.check_input(D, "D")
         if len(texts) != D.shape[0]:
             raise ValueError(f"texts must have one entry per row of D ({D.shape[0]}), got {len(texts)}")
         if explainer is not None and not callable(explainer):
             raise TypeError("explainer must be a callable(list[str]) -> str or None")
         self.sae, self.texts, self.explainer = sae, list(texts), explainer
-        self.n_top, self.n_keywords = int(n_top), int(n_keywords)
+        self.n_top, self.n_keywords = check_int(n_top, "n_top"), check_int(n_keywords, "n_keywords")
         self.values_, self.indices_ = sae.encode(D, threads=threads)
         active = self.values_ > 0
-        self.frequencies_ = np.bincount(self.indices_[active], minlength=sae.n_latents) / D.shape[0]
+        self.frequencies_ = latent_frequencies((self.values_, self.indices_), sae.n_latents)
         pattern = r"(?u)\b[a-zA-Z][a-zA-Z]+\b"
         try:
             self._vec = TfidfVectorizer(stop_words="english", min_df=2, max_df=0.5, sublinear_tf=True, token_pattern=pattern)
@@ -112,11 +113,10 @@ class LatentExplainer:
         self._ptr = np.searchsorted(self._lat, np.arange(sae.n_latents + 1))
 
     def _check_latent(self, latent: Any) -> int:
-        if isinstance(latent, bool) or not isinstance(latent, (int, np.integer)):
-            raise TypeError(f"latent must be an integer, got {type(latent).__name__}")
+        latent = check_int(latent, "latent", low=None)
         if not 0 <= latent < self.sae.n_latents:
             raise ValueError(f"latent must lie in [0, {self.sae.n_latents}), got {latent}")
-        return int(latent)
+        return latent
 
     def top_documents(self, latent: int, n: int | None = None) -> list[tuple[int, float, str]]:
         """``(row, activation, text)`` of the documents that activate ``latent`` most."""

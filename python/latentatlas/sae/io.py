@@ -14,8 +14,9 @@ embedding-scope    ``sae.safetensors``       encoder.weight [n,d], encoder.bias,
                                              [d,n], decoder.bias; cfg ``k``
 =================  ========================  ==================================================
 
-The safetensors reader is a few lines of NumPy (it also reads bfloat16, which NumPy lacks, by
-widening to float32) so a corrupt file fails with a message that names the file.
+Weights are read with :func:`latentatlas._io.read_safetensors` (re-exported here as
+``read_safetensors``): a few lines of NumPy that also read bfloat16, which NumPy lacks, by
+widening to float32, so a corrupt file fails with a message that names the file.
 """
 
 from __future__ import annotations
@@ -23,60 +24,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import struct
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._io import atomic_write_bytes, atomic_write_text
+from .._io import atomic_write_bytes, atomic_write_text, read_safetensors
 from .model import TopKSAE
 
 __all__ = ["load", "read_safetensors", "save", "write_safetensors"]
 
 FORMAT = "latentatlas.topk-sae"
-_DTYPES = {
-    "F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
-    "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_,
-}
-
-
-def read_safetensors(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """All tensors of a safetensors file as NumPy arrays (bfloat16 widened to float32)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such weights file")
-    raw = path.read_bytes()
-    try:
-        if len(raw) < 8:
-            raise ValueError("shorter than the 8-byte header length")
-        (hlen,) = struct.unpack("<Q", raw[:8])
-        if 8 + hlen > len(raw):
-            raise ValueError("header length points past the end of the file")
-        header = json.loads(raw[8 : 8 + hlen].decode("utf-8"))
-        if not isinstance(header, dict):
-            raise ValueError("header is not a JSON object")
-        body = memoryview(raw)[8 + hlen :]
-        out: dict[str, np.ndarray] = {}
-        for name, meta in header.items():
-            if name == "__metadata__":
-                continue
-            dt, shape, (a, b) = meta["dtype"], tuple(meta["shape"]), meta["data_offsets"]
-            if not 0 <= a <= b <= len(body):
-                raise ValueError(f"tensor {name!r} lies outside the data section")
-            buf = body[a:b]
-            if dt == "BF16":
-                arr = (np.frombuffer(buf, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
-            elif dt in _DTYPES:
-                arr = np.frombuffer(buf, dtype=np.dtype(_DTYPES[dt]).newbyteorder("<"))
-            else:
-                raise ValueError(f"tensor {name!r} has unsupported dtype {dt}")
-            if arr.size != int(np.prod(shape, dtype=np.int64)):
-                raise ValueError(f"tensor {name!r}: {arr.size} values for shape {list(shape)}")
-            out[name] = arr.reshape(shape).astype(arr.dtype.newbyteorder("="), copy=True)
-        return out
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError, struct.error) as exc:
-        raise ValueError(f"{path}: not a valid safetensors file ({exc})") from None
 
 
 def write_safetensors(tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> bytes:

@@ -18,13 +18,11 @@ from typing import Any, Hashable, Sequence
 import numpy as np
 
 from .. import _core
-from .._validate import as_matrix, check_threads
+from .._validate import as_matrix, check_int, check_threads
 from ..metrics import mrr_at_k, precision_at_k, recall_at_k
-from .model import TopKSAE, check_codes
+from .model import Codes, TopKSAE, check_codes
 
 __all__ = ["RetrievalReport", "dense_search", "evaluate", "latent_search", "retrieval_report", "to_run"]
-
-Codes = tuple[np.ndarray, np.ndarray]
 
 
 def dense_search(Q: Any, D: Any, k: int = 10, *, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -42,10 +40,9 @@ def dense_search(Q: Any, D: Any, k: int = 10, *, threads: int | None = None) -> 
     D = as_matrix(D, "D")
     if Q.shape[1] != D.shape[1]:
         raise ValueError(f"Q and D must have the same number of columns, got {Q.shape[1]} and {D.shape[1]}")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= D.shape[0]:
-        raise ValueError(f"k must be an integer with 1 <= k <= {D.shape[0]} (documents), got {k!r}")
+    k = check_int(k, "k", high=D.shape[0])  # at most the documents
     dt = np.result_type(Q.dtype, D.dtype)
-    return _core.gemm_topk(Q.astype(dt, copy=False), D.astype(dt, copy=False), int(k), threads=check_threads(threads))
+    return _core.gemm_topk(Q.astype(dt, copy=False), D.astype(dt, copy=False), k, threads=check_threads(threads))
 
 
 def latent_search(
@@ -82,9 +79,8 @@ def latent_search(
     for name, v in (("Qcodes", qv), ("Dcodes", dv)):
         if not np.isfinite(v).all():
             raise ValueError(f"{name}: values contain NaN or infinity")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= dv.shape[0]:
-        raise ValueError(f"k must be an integer with 1 <= k <= {dv.shape[0]} (documents), got {k!r}")
-    return _core.latent_search(qv, qi, dv, di, int(n_latents), int(k), threads=check_threads(threads))
+    k = check_int(k, "k", high=dv.shape[0])  # at most the documents
+    return _core.latent_search(qv, qi, dv, di, int(n_latents), k, threads=check_threads(threads))
 
 
 def to_run(
@@ -146,7 +142,8 @@ class RetrievalReport:
         return self.to_markdown()
 
 
-def _check_qrels(qrels: Any, query_ids: Sequence[Hashable], doc_ids: Sequence[Hashable]) -> None:
+def check_qrels(qrels: Any, query_ids: Sequence[Hashable], doc_ids: Sequence[Hashable]) -> None:
+    """qrels must be ``{qid: {docid: relevance}}`` naming only known query and document ids."""
     if not isinstance(qrels, dict):
         raise TypeError("qrels must be a dict {qid: {docid: relevance}}")
     qs, ds = set(query_ids), set(doc_ids)
@@ -191,7 +188,7 @@ def retrieval_report(
     dids = list(range(D.shape[0])) if doc_ids is None else list(doc_ids)
     if len(qids) != Q.shape[0] or len(dids) != D.shape[0]:
         raise ValueError(f"query_ids / doc_ids must have {Q.shape[0]} / {D.shape[0]} entries, got {len(qids)} / {len(dids)}")
-    _check_qrels(qrels, qids, dids)
+    check_qrels(qrels, qids, dids)
     pos = {d: i for i, d in enumerate(dids)}
     qpos = {q: i for i, q in enumerate(qids)}
     rel_rows = sorted({pos[d] for docs in qrels.values() for d, r in docs.items() if r >= 1})
@@ -202,13 +199,13 @@ def retrieval_report(
 
     rep = RetrievalReport(k=k)
     s, i = dense_search(Q, D, k, threads=threads)
-    rep.rows.append({"method": "Original", "K": None, "mse": None, **_rename(evaluate(run_of(s, i), qrels, k))})
+    rep.rows.append({"method": "Original", "K": None, "mse": None, **evaluate(run_of(s, i), qrels, k)})
     latent_rows, recon_rows = [], []
     for m in saes:
         qc = m.encode(Q, subtract_decoder_bias=latent_subtract_decoder_bias, threads=threads)
         dc = m.encode(D, subtract_decoder_bias=latent_subtract_decoder_bias, threads=threads)
         s, i = latent_search(qc, dc, k, n_latents=m.n_latents, threads=threads)
-        latent_rows.append({"method": f"Sparse Latent (K={m.k})", "K": m.k, "mse": None, **_rename(evaluate(run_of(s, i), qrels, k))})
+        latent_rows.append({"method": f"Sparse Latent (K={m.k})", "K": m.k, "mse": None, **evaluate(run_of(s, i), qrels, k)})
         Qh = m.reconstruct(Q, threads=threads)
         Dh = m.reconstruct(D, threads=threads)
         err_q = (Qh[q_rows].astype(np.float64) - Q[q_rows]) if q_rows else np.zeros((0, Q.shape[1]))
@@ -216,10 +213,6 @@ def retrieval_report(
         errs = np.concatenate([err_q, err_d])
         mse = float((errs**2).mean()) if errs.size else float("nan")
         s, i = dense_search(Qh, Dh, k, threads=threads)
-        recon_rows.append({"method": f"Reconstructed (K={m.k})", "K": m.k, "mse": mse, **_rename(evaluate(run_of(s, i), qrels, k))})
+        recon_rows.append({"method": f"Reconstructed (K={m.k})", "K": m.k, "mse": mse, **evaluate(run_of(s, i), qrels, k)})
     rep.rows += latent_rows + recon_rows
     return rep
-
-
-def _rename(metrics: dict[str, float]) -> dict[str, float]:
-    return dict(metrics)
