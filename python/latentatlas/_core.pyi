@@ -1,12 +1,26 @@
-"""Type stubs of the Rust extension ``latentatlas._core`` (see rust/py/src/lib.rs)."""
+"""Type stubs of the Rust extension ``latentatlas._core`` (see rust/py/src/lib.rs).
+
+Arrays are positional-only, options keyword-only. Every function releases the GIL; ``threads=None``
+runs on the global pool (one worker per core, the fast path), ``threads=n`` on a pool of ``n``
+workers that is built once per size and reused. Results never depend on the thread count.
+Errors: bad shape, argument or NaN/inf → ValueError naming the argument; mixed dtypes → TypeError;
+a thread pool that cannot be built → RuntimeError.
+"""
+
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 __version__: str
 GRAM_CHUNK_ROWS: int
+SIMD_ENV: str
 
 _Float = np.float32 | np.float64
+# Dtype-preserving kernels: every float input and the float outputs share one precision.
+_F = TypeVar("_F", np.float32, np.float64)
+
+# --- feature graph (rust/py/src/spectral.rs) ------------------------------------------------------
 
 def gram(
     x: npt.NDArray[_Float], /, *, chunk_rows: int = ..., threads: int | None = None
@@ -15,8 +29,8 @@ def gram(
 
 def feature_topk(
     x: npt.NDArray[_Float], /, k: int, *, chunk_rows: int = ..., threads: int | None = None
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """(indices F×k, cosine values F×k) of each feature column's top-k neighbours, self excluded."""
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """(cosine values F×k, indices F×k) of each feature column's top-k neighbours, self excluded."""
 
 def rayleigh_energy(
     x: npt.NDArray[_Float],
@@ -29,77 +43,88 @@ def rayleigh_energy(
 ) -> npt.NDArray[np.float64]:
     """xᵀLx/xᵀx per row of x (N×F) for L in CSR form; 0 where xᵀx <= 1e-9."""
 
+# --- the GEMM + top-k primitive and kNN (rust/py/src/topk.rs) ------------------------------------
+
 def gemm_topk(
-    a: npt.NDArray[_Float],
-    b: npt.NDArray[_Float],
+    a: npt.NDArray[_F],
+    b: npt.NDArray[_F],
     /,
     k: int,
     *,
-    bias: npt.NDArray[_Float] | None = None,
+    bias: npt.NDArray[_F] | None = None,
     exclude_self: bool = False,
     threads: int | None = None,
-) -> tuple[npt.NDArray[_Float], npt.NDArray[np.int64]]:
+) -> tuple[npt.NDArray[_F], npt.NDArray[np.int64]]:
     """(values M×k, indices M×k) of the k largest a·bⱼ + biasⱼ per row of a (M×d), b is (N×d)."""
 
-# --- sparse autoencoders (rust/py/src/sae.rs) ---------------------------------------------------
+def knn_sqdist(
+    x: npt.NDArray[_Float], /, *, k: int, threads: int | None = None
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """(d2 N×k float64, indices N×k) of each row's k nearest other rows by squared L2.
+
+    Candidates from the GEMM + top-k in x's dtype; distances recomputed in float64 from the rows;
+    each row ascending by distance, ties to the lower index. Requires 1 <= k < N.
+    """
+
+# --- sparse autoencoders (rust/py/src/sae.rs, sparse.rs, search.rs, adam.rs) ---------------------
 
 def sae_encode(
-    x: npt.NDArray[_Float],
-    w_enc: npt.NDArray[_Float],
-    b_enc: npt.NDArray[_Float],
+    x: npt.NDArray[_F],
+    w_enc: npt.NDArray[_F],
+    b_enc: npt.NDArray[_F],
     /,
     k: int,
     *,
-    b_dec: npt.NDArray[_Float] | None = None,
+    b_dec: npt.NDArray[_F] | None = None,
     threads: int | None = None,
-) -> tuple[npt.NDArray[_Float], npt.NDArray[np.int64]]:
+) -> tuple[npt.NDArray[_F], npt.NDArray[np.int64]]:
     """(values N×k ≥ 0 descending, indices N×k) of TopK(W_enc (x - b_dec) + b_enc), ReLU on the values."""
 
 def sparse_decode(
-    values: npt.NDArray[_Float],
+    values: npt.NDArray[_F],
     indices: npt.NDArray[np.int64],
-    w: npt.NDArray[_Float],
+    w: npt.NDArray[_F],
     /,
     *,
-    bias: npt.NDArray[_Float] | None = None,
+    bias: npt.NDArray[_F] | None = None,
     threads: int | None = None,
-) -> npt.NDArray[_Float]:
+) -> npt.NDArray[_F]:
     """bias + Σ_t values[i,t]·w[indices[i,t]] per row (N×d), cost O(N·k·d)."""
 
 def sparse_gather_dot(
-    g: npt.NDArray[_Float], indices: npt.NDArray[np.int64], w: npt.NDArray[_Float], /, *, threads: int | None = None
-) -> npt.NDArray[_Float]:
+    g: npt.NDArray[_F], indices: npt.NDArray[np.int64], w: npt.NDArray[_F], /, *, threads: int | None = None
+) -> npt.NDArray[_F]:
     """out[i,t] = g[i] · w[indices[i,t]] (N×k)."""
 
 def sparse_scatter_rows(
-    coef: npt.NDArray[_Float],
+    coef: npt.NDArray[_F],
     indices: npt.NDArray[np.int64],
-    x: npt.NDArray[_Float],
+    x: npt.NDArray[_F],
     /,
     n_latents: int,
     *,
     threads: int | None = None,
-) -> tuple[npt.NDArray[_Float], npt.NDArray[_Float]]:
+) -> tuple[npt.NDArray[_F], npt.NDArray[_F]]:
     """(out n_latents×d with out[j] = Σ_{indices[i,t]=j} coef[i,t]·x[i], sums[j] = Σ coef[i,t])."""
 
 def latent_search(
-    query_values: npt.NDArray[_Float],
+    query_values: npt.NDArray[_F],
     query_indices: npt.NDArray[np.int64],
-    doc_values: npt.NDArray[_Float],
+    doc_values: npt.NDArray[_F],
     doc_indices: npt.NDArray[np.int64],
     /,
     n_latents: int,
     k: int,
     *,
     threads: int | None = None,
-) -> tuple[npt.NDArray[_Float], npt.NDArray[np.int64]]:
+) -> tuple[npt.NDArray[_F], npt.NDArray[np.int64]]:
     """(scores M×k, doc ids M×k) of the sparse dot product of codes, through an inverted index."""
 
 def adam_step(
-    param: npt.NDArray[_Float],
-    grad: npt.NDArray[_Float],
-    m: npt.NDArray[_Float],
-    v: npt.NDArray[_Float],
+    param: npt.NDArray[_F],
+    grad: npt.NDArray[_F],
+    m: npt.NDArray[_F],
+    v: npt.NDArray[_F],
     /,
     *,
     lr: float,
@@ -110,3 +135,18 @@ def adam_step(
     threads: int | None = None,
 ) -> None:
     """In-place bias-corrected Adam update of param (and its moments m, v); all C-contiguous, one dtype."""
+
+# --- SIMD dispatch (rust/py/src/simd.rs) ---------------------------------------------------------
+
+def simd_path() -> str:
+    """The vector path of the dispatched kernels: "scalar", "avx2" or "avx512".
+
+    Chosen once per process: LATENTATLAS_SIMD=auto|scalar|avx2|avx512 if set and supported by
+    this CPU, else the widest path the CPU supports. All paths compute the same bits.
+    """
+
+def simd_warning() -> str | None:
+    """Why LATENTATLAS_SIMD was not honoured (unknown value, or a path this CPU lacks), else None.
+
+    The same message is issued as a RuntimeWarning when the extension is imported.
+    """

@@ -65,7 +65,7 @@ def feature_graph(
     f = X.shape[1]
     k = check_k(k, f, what="n_features")
     check_choice(weights, "weights", _WEIGHTS)
-    idx, vals = _core.feature_topk(X, k, threads=check_threads(threads))
+    vals, idx = _core.feature_topk(X, k, threads=check_threads(threads))
     if weights == "positive":
         vals = np.maximum(vals, 0.0)
     elif weights == "binary":

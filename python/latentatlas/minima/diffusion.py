@@ -74,20 +74,11 @@ def knn_sqdist(X: np.ndarray, k: int, *, threads: int | None = None) -> tuple[np
     """Exact kNN (self excluded) by squared L2: ``(d2 (n, k) float64, idx (n, k) int64)``.
 
     Candidates come from the Rust GEMM + top-k in float32; the distances of the chosen pairs are
-    then recomputed in float64 (no cancellation error in the kernel weights).
+    then recomputed in float64 (no cancellation error in the kernel weights), each row ascending.
     """
     from .. import _core
 
-    X32 = np.ascontiguousarray(X, dtype=np.float32)
-    sq = np.einsum("ij,ij->i", X32, X32)
-    _, idx = _core.gemm_topk(X32, X32, k, bias=-0.5 * sq, exclude_self=True, threads=threads)
-    d2 = np.empty(idx.shape)
-    step = max(1, 2**22 // (k * X.shape[1]))  # bound the (rows, k, F) temporary to ~32 MB
-    for s in range(0, X.shape[0], step):
-        xs = np.asarray(X[s : s + step], dtype=np.float64)
-        diff = xs[:, None, :] - np.asarray(X[idx[s : s + step]], dtype=np.float64)
-        d2[s : s + step] = np.einsum("ijk,ijk->ij", diff, diff)
-    return d2, idx
+    return _core.knn_sqdist(np.ascontiguousarray(X, dtype=np.float32), k=k, threads=threads)
 
 
 def _sparse(X: np.ndarray, s2: float, k: int, threads: int | None) -> tuple[np.ndarray, np.ndarray]:

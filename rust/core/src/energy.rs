@@ -5,6 +5,8 @@ use rayon::prelude::*;
 
 use crate::error::{argument, shape, CoreError, Result};
 use crate::real::Real;
+use crate::simd::{simd_path, SimdPath};
+use crate::simd_dispatch;
 
 /// Rows per block. A block is transposed into a feature-major f64 buffer so that every edge of
 /// L becomes one contiguous, vectorisable pass over the block's rows.
@@ -184,51 +186,20 @@ fn process_block<T: Real>(b: &Block<'_, '_, T>, xt: &mut [f64], num: &mut Sums, 
     block_kernel(b.l, xt, num, den);
 }
 
-// The same code compiled with wider vectors. Rust never contracts a*b+c into an FMA, so every
-// variant computes the same bits.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn process_block_avx512<T: Real>(
-    b: &Block<'_, '_, T>,
-    xt: &mut [f64],
-    num: &mut Sums,
-    den: &mut Sums,
-) {
-    process_block(b, xt, num, den)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn process_block_avx2<T: Real>(
-    b: &Block<'_, '_, T>,
-    xt: &mut [f64],
-    num: &mut Sums,
-    den: &mut Sums,
-) {
-    process_block(b, xt, num, den)
-}
-
-/// Run [`process_block`] with the widest vector unit this CPU has.
-fn run_block<T: Real>(b: &Block<'_, '_, T>, xt: &mut [f64], num: &mut Sums, den: &mut Sums) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above).
-            return unsafe { process_block_avx512(b, xt, num, den) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { process_block_avx2(b, xt, num, den) };
-        }
-    }
-    process_block(b, xt, num, den)
-}
-
 /// Rayleigh energy of every row: `xᵀLx / xᵀx`, and 0 where `xᵀx <= 1e-9` (as the seed defines it).
 ///
 /// Cost O(N · (F + edges)); memory one F×32 block per worker. The output is f64 for either input
 /// precision (f32 rows are widened inside the block, so no cancellation happens in f32).
 pub fn rayleigh_energy<T: Real>(x: ArrayView2<T>, l: &EdgeList) -> Result<Vec<f64>> {
+    rayleigh_energy_on(x, l, simd_path())
+}
+
+/// [`rayleigh_energy`] on a given SIMD path (every path gives the same bits).
+pub(crate) fn rayleigh_energy_on<T: Real>(
+    x: ArrayView2<T>,
+    l: &EdgeList,
+    path: SimdPath,
+) -> Result<Vec<f64>> {
     let (n, f) = x.dim();
     if f != l.n {
         return Err(shape(
@@ -257,7 +228,7 @@ pub fn rayleigh_energy<T: Real>(x: ArrayView2<T>, l: &EdgeList) -> Result<Vec<f6
                     rows: chunk.len(),
                 };
                 let (mut num, mut den) = ([0.0; BLOCK], [0.0; BLOCK]);
-                run_block(&block, xt, &mut num, &mut den);
+                simd_dispatch!(path, process_block(&block, xt, &mut num, &mut den));
                 for (r, o) in chunk.iter_mut().enumerate() {
                     // xᵀx is NaN/inf iff the row holds NaN/inf (or overflows f64): check it here
                     // instead of testing every element on the way in.
@@ -312,6 +283,34 @@ mod tests {
             assert!(
                 (e[r] - want).abs() <= 1e-12 * want.abs().max(1.0),
                 "row {r}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_simd_path_gives_the_same_bits() {
+        let f = 150;
+        let (mut indptr, mut indices, mut data) = (vec![0i64], vec![], vec![]);
+        for i in 0..f {
+            for j in [(i + 1) % f, (i * 7 + 3) % f, (i * 13 + 5) % f] {
+                indices.push(j as i64);
+                data.push(0.25 + (i % 5) as f64 * 0.1 - (j % 3) as f64 * 0.2);
+            }
+            indices.push(i as i64);
+            data.push(1.5);
+            indptr.push(indices.len() as i64);
+        }
+        let el = EdgeList::from_csr(f, &indptr, &indices, &data).unwrap();
+        let x = crate::testutil::pseudo(203, f, 9);
+        let x32 = x.mapv(|v| v as f32);
+        let want = rayleigh_energy_on(x.view(), &el, SimdPath::Scalar).unwrap();
+        let want32 = rayleigh_energy_on(x32.view(), &el, SimdPath::Scalar).unwrap();
+        for p in SimdPath::ALL.into_iter().filter(|p| p.supported()) {
+            assert_eq!(rayleigh_energy_on(x.view(), &el, p).unwrap(), want, "{p:?}");
+            assert_eq!(
+                rayleigh_energy_on(x32.view(), &el, p).unwrap(),
+                want32,
+                "{p:?}"
             );
         }
     }

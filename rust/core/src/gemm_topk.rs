@@ -1,20 +1,44 @@
-//! The shared primitive: score every row of A against every row of B with a blocked GEMM and keep
-//! the k best per row, never materialising the full score matrix.
+//! THE primitive: score every row of A against every row of B with a blocked GEMM and keep the k
+//! best per row, never materialising the full score matrix.
 //!
-//! Used for exact inner-product retrieval, exact kNN (through `bias_j = -|b_j|²/2`, since
-//! `argmin |a-b|² = argmax a·b - |b|²/2`) and TopK SAE encoding (`bias = b_enc - W_enc b_dec`).
+//! Used for exact inner-product retrieval, exact kNN ([`crate::knn_sqdist`], through
+//! `bias_j = -|b_j|²/2`, since `argmin |a-b|² = argmax a·b - |b|²/2`) and TopK SAE encoding
+//! (`bias = b_enc - W_enc b_dec`).
 
 use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
 
-use crate::error::{argument, shape, CoreError, Result};
-use crate::gram::first_nonfinite_row;
+use crate::check::{check_finite, check_finite_slice, check_len};
+use crate::error::{argument, shape, Result};
 use crate::real::Real;
+use crate::tile::gemm_nt;
 use crate::topk::TopK;
 
 /// Rows of A per task and rows of B per GEMM tile. Fixed, so results never depend on threads.
 const ROW_BLOCK: usize = 256;
 const COL_BLOCK: usize = 2048;
+
+/// The caller's names for the primitive's arguments, used in error messages (a kernel built on
+/// the primitive passes its own, e.g. `X`, `W_enc`, `b_enc`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArgNames {
+    pub a: &'static str,
+    pub b: &'static str,
+    pub bias: &'static str,
+    /// What the rows of B are, in the message of a bad `k` ("expected 1 <= k <= n (…)").
+    pub candidates: &'static str,
+}
+
+impl Default for ArgNames {
+    fn default() -> Self {
+        Self {
+            a: "A",
+            b: "B",
+            bias: "bias",
+            candidates: "candidates per row",
+        }
+    }
+}
 
 /// Options of [`gemm_topk`].
 #[derive(Debug, Clone, Copy)]
@@ -25,6 +49,20 @@ pub struct GemmTopkOptions<'a, T> {
     pub bias: Option<&'a [T]>,
     /// Skip column j == i (A and B are the same matrix, as in a kNN graph).
     pub exclude_self: bool,
+    /// Argument names for error messages.
+    pub names: ArgNames,
+}
+
+impl<'a, T> GemmTopkOptions<'a, T> {
+    /// Keep `k` per row, no bias, self included, default names.
+    pub fn new(k: usize) -> Self {
+        Self {
+            k,
+            bias: None,
+            exclude_self: false,
+            names: ArgNames::default(),
+        }
+    }
 }
 
 /// Top-k of `A Bᵀ (+ bias)` per row of A: `(values, indices)`, each `(rows of A) × k`,
@@ -34,13 +72,14 @@ pub fn gemm_topk<T: Real>(
     b: ArrayView2<T>,
     opts: GemmTopkOptions<'_, T>,
 ) -> Result<(Array2<T>, Array2<i64>)> {
+    let names = opts.names;
     let (m, d) = a.dim();
     let (n, d2) = b.dim();
     let k = opts.k;
     if d != d2 {
         return Err(shape(
-            "B",
-            format!("expected {d} columns to match A, got {d2}"),
+            names.b,
+            format!("expected {d} columns to match {}, got {d2}", names.a),
         ));
     }
     let available = if opts.exclude_self {
@@ -51,33 +90,21 @@ pub fn gemm_topk<T: Real>(
     if k < 1 || k > available {
         return Err(argument(
             "k",
-            format!("expected 1 <= k <= {available} (candidates per row), got k = {k}"),
+            format!(
+                "expected 1 <= k <= {available} ({}), got k = {k}",
+                names.candidates
+            ),
         ));
     }
+    check_finite(&b, names.b)?;
     if let Some(bias) = opts.bias {
-        if bias.len() != n {
-            return Err(shape(
-                "bias",
-                format!("expected length {n}, got {}", bias.len()),
-            ));
-        }
-        if let Some(j) = bias.iter().position(|v| !v.is_finite()) {
-            return Err(CoreError::NonFinite {
-                arg: "bias",
-                row: j,
-            });
-        }
+        check_len(bias, n, names.bias)?;
+        check_finite_slice(bias, names.bias)?;
     }
-    if let Some(row) = first_nonfinite_row(&b, 0) {
-        return Err(CoreError::NonFinite { arg: "B", row });
-    }
-    if let Some(row) = first_nonfinite_row(&a, 0) {
-        return Err(CoreError::NonFinite { arg: "A", row });
-    }
+    check_finite(&a, names.a)?;
 
     let mut vals = vec![T::ZERO; m * k];
     let mut idx = vec![0i64; m * k];
-    let (sa, sb) = (a.strides().to_vec(), b.strides().to_vec());
     vals.par_chunks_mut(ROW_BLOCK * k)
         .zip(idx.par_chunks_mut(ROW_BLOCK * k))
         .enumerate()
@@ -89,32 +116,7 @@ pub fn gemm_topk<T: Real>(
             let mut best: Vec<TopK> = (0..rows).map(|_| TopK::new(k)).collect();
             for c0 in (0..n).step_by(COL_BLOCK) {
                 let cols = COL_BLOCK.min(n - c0);
-                let bblk = b.slice(s![c0..c0 + cols, ..]);
-                // SAFETY: lhs is the rows×d view `ablk`, rhs the d×cols transpose of `bblk`
-                // (addressed through their own strides), dst the rows×cols prefix of `tile`.
-                unsafe {
-                    gemm::gemm(
-                        rows,
-                        cols,
-                        d,
-                        tile.as_mut_ptr(),
-                        1,
-                        cols as isize,
-                        false,
-                        ablk.as_ptr(),
-                        sa[1],
-                        sa[0],
-                        bblk.as_ptr(),
-                        sb[0],
-                        sb[1],
-                        T::ZERO,
-                        T::ONE,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
-                }
+                gemm_nt(&mut tile, &ablk, &b.slice(s![c0..c0 + cols, ..]));
                 for (r, top) in best.iter_mut().enumerate() {
                     let scores = &tile[r * cols..(r + 1) * cols];
                     for (c, &score) in scores.iter().enumerate() {
@@ -147,7 +149,7 @@ pub fn gemm_topk<T: Real>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
+    use crate::error::CoreError;
     use crate::testutil::pseudo;
 
     #[test]
@@ -156,9 +158,8 @@ mod tests {
         let b = pseudo(4100, 17, 2);
         let bias: Vec<f64> = (0..4100).map(|j| (j % 5) as f64 * 0.01).collect();
         let opts = GemmTopkOptions {
-            k: 9,
             bias: Some(&bias),
-            exclude_self: false,
+            ..GemmTopkOptions::new(9)
         };
         let (v, ix) = gemm_topk(a.view(), b.view(), opts).unwrap();
         let full = a.dot(&b.t());
@@ -177,29 +178,74 @@ mod tests {
     fn exclude_self_and_errors() {
         let a = pseudo(70, 5, 3);
         let opts = GemmTopkOptions {
-            k: 69,
-            bias: None,
             exclude_self: true,
+            ..GemmTopkOptions::new(69)
         };
         let (_, ix) = gemm_topk(a.view(), a.view(), opts).unwrap();
         for i in 0..70 {
             assert!(ix.row(i).iter().all(|&j| j as usize != i));
         }
         let opts = GemmTopkOptions {
-            k: 70,
-            bias: None,
             exclude_self: true,
+            ..GemmTopkOptions::new(70)
         };
         assert!(gemm_topk(a.view(), a.view(), opts).is_err());
         let b = pseudo(10, 4, 1);
-        let opts = GemmTopkOptions {
-            k: 2,
-            bias: None,
-            exclude_self: false,
-        };
         assert!(matches!(
-            gemm_topk(a.view(), b.view(), opts),
+            gemm_topk(a.view(), b.view(), GemmTopkOptions::new(2)),
             Err(CoreError::Shape { arg: "B", .. })
         ));
+    }
+
+    #[test]
+    fn errors_carry_the_callers_names() {
+        let names = ArgNames {
+            a: "X",
+            b: "W_enc",
+            bias: "b_enc",
+            candidates: "n_latents",
+        };
+        let mut x = pseudo(6, 3, 1);
+        let mut w = pseudo(5, 3, 2);
+        let bias = vec![0.0, 1.0, f64::NAN, 0.0, 0.0];
+        let opts = GemmTopkOptions {
+            names,
+            ..GemmTopkOptions::new(6)
+        };
+        let e = gemm_topk(x.view(), w.view(), opts).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "k: expected 1 <= k <= 5 (n_latents), got k = 6"
+        );
+        let opts = GemmTopkOptions {
+            bias: Some(&bias),
+            names,
+            ..GemmTopkOptions::new(2)
+        };
+        assert_eq!(
+            gemm_topk(x.view(), w.view(), opts).unwrap_err(),
+            CoreError::NonFinite {
+                arg: "b_enc",
+                row: 2
+            }
+        );
+        w[[3, 1]] = f64::INFINITY;
+        assert_eq!(
+            gemm_topk(x.view(), w.view(), opts).unwrap_err(),
+            CoreError::NonFinite {
+                arg: "W_enc",
+                row: 3
+            }
+        );
+        w[[3, 1]] = 0.0;
+        x[[4, 0]] = f64::NAN;
+        let opts = GemmTopkOptions {
+            names,
+            ..GemmTopkOptions::new(2)
+        };
+        assert_eq!(
+            gemm_topk(x.view(), w.view(), opts).unwrap_err(),
+            CoreError::NonFinite { arg: "X", row: 4 }
+        );
     }
 }

@@ -3,8 +3,10 @@
 use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
 
+use crate::check::first_nonfinite_row;
 use crate::error::{argument, shape, CoreError, Result};
 use crate::real::Real;
+use crate::tile::gemm_nt;
 use crate::topk::TopK;
 
 /// Rows per streamed chunk. Fixed (never derived from the thread count) so results are
@@ -15,48 +17,13 @@ pub const GRAM_CHUNK_ROWS: usize = 2048;
 /// enough that each GEMM call amortises its packing.
 const STRIP: usize = 64;
 
-/// First row (smallest index) of `x` holding a NaN or infinity, if any.
-pub(crate) fn first_nonfinite_row<T: Real>(x: &ArrayView2<T>, offset: usize) -> Option<usize> {
-    (0..x.nrows())
-        .into_par_iter()
-        .find_first(|&r| !x.row(r).iter().all(|v| v.is_finite()))
-        .map(|r| r + offset)
-}
-
 /// One strip `C[:, a0..a1]ᵀ · C[:, a0..f]` of a row chunk (the strip's diagonal block and
 /// everything right of it), as a row-major `(a1-a0) × (f-a0)` buffer.
 fn gram_strip<T: Real>(c: &ArrayView2<T>, a0: usize, a1: usize) -> Vec<T> {
-    let (rows, f) = c.dim();
-    let (m, n) = (a1 - a0, f - a0);
-    let mut dst = vec![T::ZERO; m * n];
-    let st = c.strides();
-    let (s0, s1) = (st[0], st[1]);
-    // SAFETY: lhs addresses elements [0.., a0..a1] and rhs [0.., a0..f] of `c` through the view's
-    // own strides, so every element gemm reads lies inside the view; `dst` is m×n.
-    unsafe {
-        let base = c.as_ptr().offset(a0 as isize * s1);
-        gemm::gemm(
-            m,
-            n,
-            rows,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            base,
-            s0,
-            s1,
-            base,
-            s1,
-            s0,
-            T::ZERO,
-            T::ONE,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    let lhs = c.slice(s![.., a0..a1]).reversed_axes();
+    let rhs = c.slice(s![.., a0..]).reversed_axes();
+    let mut dst = vec![T::ZERO; lhs.nrows() * rhs.nrows()];
+    gemm_nt(&mut dst, &lhs, &rhs);
     dst
 }
 
@@ -109,13 +76,14 @@ pub fn gram<T: Real>(x: ArrayView2<T>, chunk_rows: usize) -> Result<Array2<f64>>
 
 /// Cosine similarity between feature columns and each feature's top-k neighbours (self excluded).
 ///
-/// Returns `(indices, values)`, both F×k, best first with ties broken by the lower index. A column
-/// of zeros has cosine 0 with every column (as scikit-learn's `cosine_similarity` defines it).
+/// Returns `(values, indices)`, both F×k, best first with ties broken by the lower index (the
+/// order every top-k kernel uses). A column of zeros has cosine 0 with every column (as
+/// scikit-learn's `cosine_similarity` defines it).
 pub fn feature_topk<T: Real>(
     x: ArrayView2<T>,
     k: usize,
     chunk_rows: usize,
-) -> Result<(Array2<usize>, Array2<f64>)> {
+) -> Result<(Array2<f64>, Array2<i64>)> {
     let (n, f) = x.dim();
     if n == 0 {
         return Err(shape("X", "expected at least one row (item), got 0"));
@@ -134,7 +102,7 @@ pub fn feature_topk<T: Real>(
     }
     let g = gram(x, chunk_rows)?;
     let norms: Vec<f64> = (0..f).map(|i| g[[i, i]].sqrt()).collect();
-    let mut idx = vec![0usize; f * k];
+    let mut idx = vec![0i64; f * k];
     let mut vals = vec![0.0f64; f * k];
     idx.par_chunks_mut(k)
         .zip(vals.par_chunks_mut(k))
@@ -147,11 +115,15 @@ pub fn feature_topk<T: Real>(
                     best.push(if d > 0.0 { g[[i, j]] / d } else { 0.0 }, j);
                 }
             }
-            best.write_sorted(vrow, irow);
+            let mut ix = vec![0usize; k];
+            best.write_sorted(vrow, &mut ix);
+            for (o, &j) in irow.iter_mut().zip(&ix) {
+                *o = j as i64;
+            }
         });
     let idx = Array2::from_shape_vec((f, k), idx).expect("f*k buffer");
     let vals = Array2::from_shape_vec((f, k), vals).expect("f*k buffer");
-    Ok((idx, vals))
+    Ok((vals, idx))
 }
 
 #[cfg(test)]
@@ -197,9 +169,9 @@ mod tests {
     fn feature_topk_excludes_self_and_handles_zero_columns() {
         let mut x = pseudo(100, 6, 3);
         x.column_mut(4).fill(0.0);
-        let (idx, vals) = feature_topk(x.view(), 5, 32).unwrap();
+        let (vals, idx) = feature_topk(x.view(), 5, 32).unwrap();
         for i in 0..6 {
-            assert!(idx.row(i).iter().all(|&j| j != i));
+            assert!(idx.row(i).iter().all(|&j| j as usize != i));
             assert!(vals.row(i).iter().all(|v| v.is_finite()));
         }
         assert!(vals.row(4).iter().all(|&v| v == 0.0));

@@ -1,0 +1,6 @@
+//! Sparse-autoencoder kernels that are specific to the model (the sparse code kernels they feed,
+//! decode and backward, live in [`crate::sparse`]; the optimiser in [`crate::adam`]).
+
+mod encode;
+
+pub use encode::sae_encode;
