@@ -90,5 +90,5 @@ def test_rotten_tomatoes_task_structure():
     assert all(d.startswith(movie + "/") for d in t.qrels[movie])
     c = text_corpus(500)
     assert len(c) == 500 and len(set(c)) == 500
-    with pytest.raises(ValueError, match="n must be >= 1"):
+    with pytest.raises(ValueError, match="positive integer"):
         text_corpus(0)
