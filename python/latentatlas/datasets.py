@@ -198,7 +198,7 @@ def rotten_tomatoes_embeddings(*, progress: bool = True) -> tuple[RetrievalTask,
     Queries and documents are embedded with all-MiniLM-L6-v2 (:mod:`latentatlas.lm.minilm`, extra
     ``[text]``; cached on disk after the first call).
     """
-    from .lm.minilm import embed_texts  # onnxruntime behind it: loaded only when asked for
+    from .lm.minilm import embed_texts  # a model runtime beside this floor: loaded only when asked for
 
     task = rotten_tomatoes_retrieval()
     E = embed_texts(task.docs + task.queries, progress=progress)
