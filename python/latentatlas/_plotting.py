@@ -23,6 +23,6 @@ PALETTE = (
 TEMPLATE = "plotly_white"
 
 
-def scatter_cls(n: int) -> type[go.Scatter] | type[go.Scattergl]:
+def scatter_cls(n: int) -> type[go.Scatter | go.Scattergl]:
     """``go.Scattergl`` for ``n >= WEBGL_MIN_POINTS`` points, else ``go.Scatter``."""
     return go.Scattergl if n >= WEBGL_MIN_POINTS else go.Scatter

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ._io import package_file
@@ -158,7 +160,11 @@ class RetrievalTask(dict):  # type: ignore[type-arg]
     """A retrieval task: ``queries``, ``query_ids``, ``docs``, ``doc_ids``, ``qrels`` and
     ``doc_labels`` (keys; also readable as attributes)."""
 
-    __getattr__ = dict.__getitem__
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 def rotten_tomatoes_retrieval() -> RetrievalTask:

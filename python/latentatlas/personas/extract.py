@@ -39,8 +39,8 @@ from ..lm.gguf import default_gguf_path
 from .store import PersonaVectorStore
 
 __all__ = [
-    "MASK_STRATEGIES",
     "DEFAULT_GGUF_MODEL_NAME",
+    "MASK_STRATEGIES",
     "ChatBackend",
     "ExtractionResult",
     "GGUFBackend",

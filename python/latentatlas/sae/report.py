@@ -25,7 +25,7 @@ from .retrieval import retrieval_report
 
 __all__ = ["demo_chapter", "load_task_embeddings", "perspective_latent"]
 
-DEMO = {"n_latents": 2048, "k": 32, "epochs": 12, "batch_size": 128, "lr": 3e-3, "seed": 0}
+DEMO: dict[str, Any] = {"n_latents": 2048, "k": 32, "epochs": 12, "batch_size": 128, "lr": 3e-3, "seed": 0}
 
 # Old name of :func:`latentatlas.datasets.rotten_tomatoes_embeddings`, kept importable from here.
 load_task_embeddings = rotten_tomatoes_embeddings
