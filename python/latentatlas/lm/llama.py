@@ -153,7 +153,7 @@ class LlamaModel:
     ----------
     config : LlamaConfig
     weights : LlamaWeights
-        float32, HF rotary layout (see :func:`latentatlas.personas.gguf_loader.unpermute_qk`).
+        float32, HF rotary layout (see :func:`latentatlas.lm.gguf.unpermute_qk`).
     """
 
     def __init__(self, config: LlamaConfig, weights: LlamaWeights) -> None:
