@@ -127,30 +127,40 @@ def test_bad_input():
     assert sae.encode(np.zeros((0, 24)))[0].shape == (0, 7)
 
 
-def test_backward_kernels_threads_and_reference():
-    from latentatlas import _core
+def test_params_property_and_check_input():
+    sae = _model(dtype=np.float32)
+    P = sae.params
+    assert list(P) == ["W_enc", "b_enc", "W_dec", "b_dec"] and P["W_enc"] is sae.W_enc
+    new = {p: np.zeros_like(a, dtype=np.float64) for p, a in P.items()}
+    sae.params = new
+    assert sae.W_dec.dtype == np.float32 and not sae.W_dec.any() and sae.W_dec.flags.c_contiguous
+    with pytest.raises(ValueError, match=r"params\['b_dec'\] must have shape \(24,\)"):
+        sae.params = {**new, "b_dec": np.zeros(3)}
+    with pytest.raises(ValueError, match="keys"):
+        sae.params = {"W_enc": new["W_enc"]}
+    X = sae.check_input(np.ones((3, 24)), "docs")
+    assert X.dtype == np.float32 and X.shape == (3, 24)
+    with pytest.raises(ValueError, match="docs must have d_in = 24"):
+        sae.check_input(np.ones((3, 5)), "docs")
 
-    rng = np.random.default_rng(5)
-    v = rng.random((900, 6)).astype(np.float32)
-    idx = rng.integers(0, 500, (900, 6))
-    G = rng.standard_normal((900, 24)).astype(np.float32)
-    W = rng.standard_normal((500, 24)).astype(np.float32)
-    a, sa = _core.sparse_scatter_rows(v, idx, G, 500, threads=1)
-    b, sb = _core.sparse_scatter_rows(v, idx, G, 500, threads=2)
-    assert np.array_equal(a, b) and np.array_equal(sa, sb)
-    ref = np.zeros((500, 24))
-    np.add.at(ref, idx.ravel(), (v[:, :, None].astype(np.float64) * G[:, None, :]).reshape(-1, 24))
-    np.testing.assert_allclose(a, ref, atol=1e-4)
-    np.testing.assert_allclose(sa, np.bincount(idx.ravel(), weights=v.ravel(), minlength=500), rtol=1e-5)
-    gd = _core.sparse_gather_dot(G, idx, W, threads=2)
-    np.testing.assert_allclose(gd, np.einsum("id,itd->it", G.astype(np.float64), W[idx].astype(np.float64)), atol=1e-4)
-    assert np.array_equal(gd, _core.sparse_gather_dot(G, idx, W, threads=1))
-    with pytest.raises(TypeError, match="dtype"):
-        _core.sparse_scatter_rows(v, idx, G.astype(np.float64), 500)
-    with pytest.raises(ValueError, match="indices"):
-        _core.sparse_gather_dot(G, idx + 500, W)
-    p, m, s = W.copy(), np.zeros_like(W), np.zeros_like(W)
-    _core.adam_step(p, G[:500], m, s, lr=0.01, step=1)
-    np.testing.assert_allclose(p, W - 0.01 * np.sign(G[:500]), atol=1e-5)  # first Adam step: lr·sign(g)
-    with pytest.raises(ValueError, match="step"):
-        _core.adam_step(p, G[:500], m, s, lr=0.01, step=0)
+
+def test_fit_facade_keeps_the_signature_of_train_fit():
+    import inspect
+
+    from latentatlas.sae import train
+
+    facade = list(inspect.signature(TopKSAE.fit).parameters.values())[1:]
+    func = list(inspect.signature(train.fit).parameters.values())[1:]
+    assert [(p.name, p.kind, p.default, p.annotation) for p in facade] == [
+        (p.name, p.kind, p.default, p.annotation) for p in func
+    ]
+    assert not hasattr(TopKSAE, "explain")  # LatentExplainer explains (one tf-idf fit for many latents)
+
+
+def test_latent_frequencies_one_implementation():
+    from latentatlas.sae.model import latent_frequencies
+
+    v = np.array([[2.0, 0.0], [1.0, 0.5]])
+    i = np.array([[3, 1], [3, 0]])
+    np.testing.assert_array_equal(latent_frequencies((v, i), 5), [0.5, 0, 0, 1.0, 0])
+    assert latent_frequencies((v[:0], i[:0]), 2).tolist() == [0, 0]

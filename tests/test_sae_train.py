@@ -155,3 +155,36 @@ def test_fit_bad_input():
         sae.fit(bad, progress=False)
     with pytest.raises(ValueError, match="lr"):
         sae.fit(X, lr=-1.0, progress=False)
+    with pytest.raises(TypeError, match="batch_size must be an integer"):
+        sae.fit(X, batch_size=2.5, progress=False)
+    with pytest.raises(ValueError, match="auxk must be"):
+        sae.fit(X, auxk=0, progress=False)
+    with pytest.raises(ValueError, match="kl_weight"):
+        sae.fit(X, kl_weight=-1.0, progress=False)
+    with pytest.raises(ValueError, match="backend"):
+        sae.fit(X, backend="torch", progress=False)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_loss_path_is_one_body_over_the_kernels(dtype, monkeypatch):
+    """backend="dense" runs the same body on reference.core: every kernel call goes to the twins."""
+    from latentatlas import reference
+
+    P, batch, k, _ = _setup(seed=4, d=10, n=80, k=6)
+    P = {p: a.astype(dtype) for p, a in P.items()}
+    batch = Batch(batch.anchors.astype(dtype), batch.docs.astype(dtype), batch.nbr)
+    dead = np.zeros(80, bool)
+    dead[::4] = True
+    calls = []
+    for name in ("sae_encode", "sparse_decode", "sparse_gather_dot", "sparse_scatter_rows"):
+        fn = getattr(reference.core, name)
+        monkeypatch.setattr(reference.core, name, staticmethod(lambda *a, _f=fn, _n=name, **kw: calls.append(_n) or _f(*a, **kw)))
+    ls, gs = loss_and_grads(P, batch, k, dead=dead, auxk=4)
+    assert not calls
+    ld, gd = loss_and_grads(P, batch, k, dead=dead, auxk=4, backend="dense")
+    assert sorted(set(calls)) == ["sae_encode", "sparse_decode", "sparse_gather_dot", "sparse_scatter_rows"]
+    tol = 2e-4 if dtype == np.float32 else 1e-10
+    assert ls["loss"] == pytest.approx(ld["loss"], rel=tol)
+    for p in PARAMS:
+        assert gs[p].dtype == gd[p].dtype == dtype
+        np.testing.assert_allclose(gs[p], gd[p], atol=tol * max(1.0, float(np.abs(gd[p]).max())))
