@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.metrics.pairwise import cosine_similarity
 
 
@@ -152,8 +153,6 @@ def _feature_topk(
 def _rayleigh_energy(
     x: Any, indptr: Any, indices: Any, data: Any, /, *, threads: int | None = None
 ) -> np.ndarray:
-    import scipy.sparse as sp
-
     x = _matrix(x, "X")
     _dtype_of("X", x)
     for name, a, dt in (("indptr", indptr, np.int64), ("indices", indices, np.int64), ("data", data, np.float64)):
@@ -342,7 +341,7 @@ def _adam_step(
     m[...] = mi.reshape(m.shape)
     v[...] = vi.reshape(v.shape)
     upd = lr * (mi / c1) / (np.sqrt(vi / c2) + eps)
-    param[...] = (param.astype(np.float64) - upd.reshape(param.shape))
+    param[...] = param.astype(np.float64) - upd.reshape(param.shape)
 
 
 class core:  # noqa: N801 - a namespace that reads like the module it mirrors
