@@ -60,7 +60,8 @@ def amplify(
     values, indices : (N, k + m) — the original columns plus one column per amplified latent
     """
     check_choice(mode, "mode", ("additive", "multiplicative"))
-    v, i = check_codes(*codes, n_latents, np.asarray(codes[0]).dtype if np.asarray(codes[0]).dtype.kind == "f" else np.float64)
+    v0 = np.asarray(codes[0]).dtype
+    v, i = check_codes(*codes, n_latents, v0 if v0.kind == "f" else np.dtype(np.float64))
     N = v.shape[0]
     L = np.asarray(latents)
     if L.ndim <= 1:

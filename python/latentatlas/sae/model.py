@@ -97,7 +97,7 @@ class TopKSAE:
         if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise TypeError(f"dtype must be float32 or float64, got {dt}")
         self.subtract_decoder_bias = bool(subtract_decoder_bias)
-        self.seed = seed
+        self.seed: int | None = seed
         rng = np.random.default_rng(seed)
         W = rng.standard_normal((self.n_latents, self.d_in))
         W /= np.linalg.norm(W, axis=1, keepdims=True)

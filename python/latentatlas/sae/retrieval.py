@@ -73,7 +73,7 @@ def latent_search(
     if n_latents is None:
         n_latents = 1 + int(max(np.max(Qcodes[1], initial=-1), np.max(Dcodes[1], initial=-1), 0))
     dt = np.result_type(np.asarray(Qcodes[0]).dtype, np.asarray(Dcodes[0]).dtype, np.float32)
-    dt = np.float32 if dt == np.float32 else np.float64
+    dt = np.dtype(np.float32) if dt == np.float32 else np.dtype(np.float64)
     qv, qi = check_codes(*Qcodes, n_latents, dt, "Qcodes")
     dv, di = check_codes(*Dcodes, n_latents, dt, "Dcodes")
     for name, v in (("Qcodes", qv), ("Dcodes", dv)):
