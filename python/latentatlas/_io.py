@@ -1,10 +1,15 @@
-"""Atomic file writes: a reader never sees a half-written file."""
+"""File I/O on the ground floor: atomic writes (a reader never sees a half-written file), safetensors and
+matrix readers with errors that name the file, and files shipped inside installed packages."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -60,8 +65,8 @@ _ST_DTYPES = {
 
 
 def read_safetensors(
-    path: str | os.PathLike[str], names: "tuple[str, ...] | None" = None
-) -> "dict[str, np.ndarray]":
+    path: str | os.PathLike[str], names: tuple[str, ...] | None = None
+) -> dict[str, np.ndarray]:
     """Tensors of a safetensors file as native-endian NumPy arrays (bfloat16 widened to float32).
 
     ``names`` selects tensors (a missing one is a KeyError naming the file and what it holds);
@@ -123,7 +128,7 @@ def read_safetensors(
         raise ValueError(f"{path}: not a valid safetensors file ({exc})") from None
 
 
-def load_matrix(path: str | os.PathLike[str], key: str | None = None) -> "np.ndarray":
+def load_matrix(path: str | os.PathLike[str], key: str | None = None) -> np.ndarray:
     """A finite 2-D numeric array from ``.npy``, ``.npz`` or ``.safetensors`` (``key`` names the array).
 
     Raises FileNotFoundError (missing), KeyError (unknown key) or ValueError (format, dtype, shape,

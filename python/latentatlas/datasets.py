@@ -94,7 +94,7 @@ _NEUTRAL_QUESTIONS = (
 )
 
 
-class PersonaPrompts(list):  # type: ignore[type-arg]
+class PersonaPrompts(list):
     """The persona records (a list of dicts) plus ``.questions``; see :func:`persona_prompts`."""
 
     def __init__(self, personas: list[dict], questions: list[dict]) -> None:
@@ -105,7 +105,7 @@ class PersonaPrompts(list):  # type: ignore[type-arg]
     def personas(self) -> list[dict]:
         return list(self)
 
-    def __getitem__(self, key):  # type: ignore[override]
+    def __getitem__(self, key):
         # dict-style access too: prompts["personas"], prompts["questions"]
         if isinstance(key, str):
             if key in ("personas", "questions"):
@@ -156,7 +156,7 @@ def persona_prompts() -> PersonaPrompts:
 
 
 # --- real text data for the sparse-autoencoder area (packages installed by `make data`) -------
-class RetrievalTask(dict):  # type: ignore[type-arg]
+class RetrievalTask(dict):
     """A retrieval task: ``queries``, ``query_ids``, ``docs``, ``doc_ids``, ``qrels`` and
     ``doc_labels`` (keys; also readable as attributes)."""
 

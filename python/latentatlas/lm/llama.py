@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._validate import as_rng
+
 __all__ = ["KVCache", "LayerWeights", "LlamaConfig", "LlamaModel", "LlamaWeights"]
 
 
@@ -327,6 +329,7 @@ class LlamaModel:
         B = len(prompts)
         # the longest common prefix (e.g. a shared system prompt) is run once, batch 1, and its
         # keys/values copied to every sequence; at least one token per suffix stays
+        gen = as_rng(rng, default=0)  # temperature sampling without an rng is still reproducible
         npre = 0
         if use_cache and B > 1 and share_prefix:
             shortest = min(len(p) for p in prompts) - 1
@@ -364,7 +367,7 @@ class LlamaModel:
             if not use_cache:
                 cache = self.new_cache(B, seq.shape[1])
                 logits, _ = self.forward(seq, cache, pad_mask=seq_real, return_hidden=False)
-            nxt = logits.argmax(axis=-1) if temperature == 0 else _sample(logits, temperature, rng)
+            nxt = logits.argmax(axis=-1) if temperature == 0 else _sample(logits, temperature, gen)
             for b in range(B):
                 if not done[b]:
                     out[b].append(int(nxt[b]))
@@ -373,6 +376,7 @@ class LlamaModel:
                 if use_cache and return_hidden:
                     # run the final token too so every generated token has hidden states
                     _, hid = self.forward(nxt[:, None], cache, return_hidden=True)
+                    assert hid is not None  # return_hidden=True always gives them
                     hid_chunks.append(hid)
                 break
             if use_cache:
@@ -398,4 +402,5 @@ class LlamaModel:
         """Per-layer hidden states (num_layers, T, hidden) of one sequence in a single pass."""
         ids = np.asarray(ids, np.int64)[None]
         _, hid = self.forward(ids, self.new_cache(1, ids.shape[1]), return_hidden=True)
+        assert hid is not None  # return_hidden=True always gives them
         return hid[:, 0]

@@ -256,13 +256,13 @@ def compare(
     steps = tqdm(total=6, desc="minima", disable=not progress)
     timings: dict[str, float] = {}
     info["timings"] = timings  # seconds per step, for the benchmark's growth table
-    clock = [time.perf_counter(), ""]
+    clock: dict[str, Any] = {"t": time.perf_counter(), "name": ""}
 
     def step(name: str) -> None:
         now = time.perf_counter()
-        if clock[1]:
-            timings[str(clock[1])] = now - float(clock[0])
-        clock[0], clock[1] = now, name
+        if clock["name"]:
+            timings[clock["name"]] = now - clock["t"]
+        clock["t"], clock["name"] = now, name
         steps.set_postfix_str(name)
 
     try:

@@ -614,7 +614,7 @@ def _analyse_layer(
         P = prepare_cluster_samples(x, center=True, normalize=normalize)
         scores, ratio = _gram_pca(P, k, spectrum=spectrum)
     else:
-        Gp = _double_center(Gn if normalize else G)
+        Gp = _double_center(Gn if Gn is not None and normalize else G)
         scores, ratio = _pca_from_gram(Gp, xc, scale if normalize else None, k, spectrum=spectrum)
     return S, scores, ratio
 

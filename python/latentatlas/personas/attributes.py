@@ -72,7 +72,7 @@ def attribute_color_kwargs(
     max_categories: int = DEFAULT_MAX_ATTRIBUTE_CATEGORIES,
     numeric_colorscale: str = "Viridis",
     ordinal_colorscale: str = "Plasma",
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """``build_layered_figure`` colour keywords for one persona attribute.
 
     Returns ``{"color_values", "color_label", "colorscale"}`` for numeric attributes, the same plus

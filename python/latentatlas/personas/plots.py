@@ -171,7 +171,7 @@ def _knn_edges(x: np.ndarray, n_neighbors: int) -> list[tuple[int, int]]:
     _, idx = _core.knn_sqdist(p, k=k)  # nearest by squared L2, self excluded
     rows = np.repeat(np.arange(n), k)
     pairs = np.stack([np.minimum(rows, idx.ravel()), np.maximum(rows, idx.ravel())], axis=1)
-    return [tuple(map(int, e)) for e in np.unique(pairs, axis=0)]
+    return [(int(a), int(b)) for a, b in np.unique(pairs, axis=0)]
 
 
 def prepare_layered_projection_data(
@@ -597,7 +597,7 @@ def plot_persona_dendrogram(
 
 
 def plot_scree(
-    variance_by_condition: Mapping[str, Sequence[float]],
+    variance_by_condition: Mapping[str, Sequence[float] | np.ndarray],
     title: str | None = None,
     *,
     max_components: int | None = 20,

@@ -614,7 +614,7 @@ class ParquetPersonaStore(_ReadAPI):
             sids = table.column("sample_ids").to_pylist() if "sample_ids" in table.column_names else [[]] * len(ids)
             block = _nested_to_numpy(table.column("vector").combine_chunks(), f)
             if shape is None:
-                shape = block.shape[1:]  # type: ignore[assignment]
+                shape = block.shape[1:]
             elif block.shape[1:] != shape:
                 raise ValueError(f"vectors in {f} have shape {block.shape[1:]}, other files have {shape}")
             for i, pid in enumerate(ids):
