@@ -48,7 +48,24 @@ rust-test:
 py-test: build data browser
 	$(PY) -m pytest tests -q
 
-test: rust-lint rust-test py-test
+test: rust-lint rust-test py-test wheel-test
+
+# One abi3 wheel (cp310-abi3: every CPython >= 3.10) in release mode + the sdist, into dist/.
+# maturin audits the wheel against MANYLINUX: manylinux_2_34 is the oldest policy this toolchain can
+# honour (it links against the host's glibc 2.36 and Rust's std then needs GLIBC_2.34 symbols;
+# manylinux_2_28 / 2014 fail the audit). An older policy needs an older glibc (a manylinux container).
+MANYLINUX ?= manylinux_2_34
+.PHONY: wheel wheel-test
+wheel: venv
+	$(PIP) install --quiet "maturin>=1.9.4,<2"
+	rm -f dist/latentatlas-*.whl dist/latentatlas-*.tar.gz
+	$(VENV)/bin/maturin build --release --compatibility $(MANYLINUX) --interpreter $(abspath $(PY)) --out dist
+	$(VENV)/bin/maturin sdist --out dist
+	@ls -l dist/latentatlas-*
+
+# The wheel installed as users do (fresh venvs of CPython 3.10-3.13, no Rust on PATH, outside the checkout).
+wheel-test: wheel
+	python3 tests/wheel/check_wheel.py
 
 bench: build data
 	$(PIP) install --quiet "faiss-cpu>=1.8" || echo "faiss-cpu not installable here: its benchmark rows are skipped"

@@ -14,7 +14,8 @@ import json
 import os
 import platform
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["EXTRAS", "info", "register"]
 
