@@ -55,8 +55,10 @@ def test_decode_tokens_per_second(benchmark, backend: GGUFBackend, use_cache: bo
 @pytest.mark.parametrize("mode", ["batched", "sequential"])
 def test_persona_decoding(benchmark, backend: GGUFBackend, mode: str) -> None:
     p = persona_prompts()
-    chats = [[{"role": "system", "content": p[0]["system_prompt"]}, {"role": "user", "content": q["text"]}]
-             for q in p.questions[:8]]
+    chats = [
+        [{"role": "system", "content": p[0]["system_prompt"]}, {"role": "user", "content": q["text"]}]
+        for q in p.questions[:8]
+    ]
     prompts = [backend.encode_chat(c) for c in chats]
     n_new = 16
 

@@ -97,9 +97,11 @@ def main() -> None:
 
     t0 = time.perf_counter()
     v = make_vectors()
-    print(f"data {v.shape} float32 ({v.nbytes / 1e6:.0f} MB) made in {time.perf_counter() - t0:.1f} s; "
-          f"BLAS threads: {[p['num_threads'] for p in threadpoolctl.threadpool_info()]}; "
-          f"cores: {os.cpu_count()}; load average: {os.getloadavg()[0]:.1f}")
+    print(
+        f"data {v.shape} float32 ({v.nbytes / 1e6:.0f} MB) made in {time.perf_counter() - t0:.1f} s; "
+        f"BLAS threads: {[p['num_threads'] for p in threadpoolctl.threadpool_info()]}; "
+        f"cores: {os.cpu_count()}; load average: {os.getloadavg()[0]:.1f}"
+    )
     ours(v[:, :1])  # warm imports
     baseline(v[:, :1])
     times = {}
@@ -110,10 +112,14 @@ def main() -> None:
         print(f"{name:32s} {times[name]:7.2f} s")
         if name.startswith("numpy"):
             ref = res
-    print(f"max difference vs baseline (sim / relative PCA coords): {check_same(res, ref):.2e} "
-          f"(randomized); vs exact PCA on 3 layers: {check_same(ours(v[:, :3]), baseline(v[:, :3], 'full')):.2e}")
-    print(f"speed-up: {times['numpy/sklearn loop'] / times['latentatlas layered_analysis']:.2f}x; "
-          f"load average after: {os.getloadavg()[0]:.1f}")
+    print(
+        f"max difference vs baseline (sim / relative PCA coords): {check_same(res, ref):.2e} "
+        f"(randomized); vs exact PCA on 3 layers: {check_same(ours(v[:, :3]), baseline(v[:, :3], 'full')):.2e}"
+    )
+    print(
+        f"speed-up: {times['numpy/sklearn loop'] / times['latentatlas layered_analysis']:.2f}x; "
+        f"load average after: {os.getloadavg()[0]:.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from latentatlas import _core
 from latentatlas.sae import TopKSAE, dense_search, latent_search
 
 N = int(os.environ.get("LATENTATLAS_BENCH_N", "20000"))
@@ -62,13 +61,21 @@ def _numpy_encode(sae: TopKSAE, X: np.ndarray, chunk: int = 2048) -> tuple[np.nd
     return out_v, out_i
 
 
-_GROUPS = {"encode": "sae encode", "decode": "sae decode", "train": "sae train epoch", "latent": "sae latent search", "dense": "sae dense search"}
+_GROUPS = {
+    "encode": "sae encode",
+    "decode": "sae decode",
+    "train": "sae train epoch",
+    "latent": "sae latent search",
+    "dense": "sae dense search",
+}
 
 
 def _run(benchmark, key: str, fn, rounds: int = 3):
     kind, impl = key.split("/")
     benchmark.group = _GROUPS[kind]
-    benchmark.extra_info["label"] = {"rust": "latentatlas (Rust)", "sparse": "latentatlas (Rust, sparse backward)"}.get(impl, impl)
+    benchmark.extra_info["label"] = {"rust": "latentatlas (Rust)", "sparse": "latentatlas (Rust, sparse backward)"}.get(
+        impl, impl
+    )
     benchmark.extra_info["ours"] = impl in ("rust", "sparse")
     res = benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
     RESULTS[key] = benchmark.stats.stats.min
@@ -120,10 +127,16 @@ def _peak_memory() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     peaks = {}
     for mode in ("rust", "numpy-chunked", "numpy-dense"):
-        out = subprocess.run([sys.executable, "-c", _MEM.format(bench=here, mode=mode)], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", _MEM.format(bench=here, mode=mode)], capture_output=True, text=True, check=True
+        )
         peaks[mode] = max(float(out.stdout.strip().splitlines()[-1]), 0.5)
     EXTRA["encode peak MiB"] = json.dumps({k: round(v, 1) for k, v in peaks.items()})
-    RESULTS["mem/rust"], RESULTS["mem/numpy-dense"], RESULTS["mem/numpy-chunked"] = peaks["rust"], peaks["numpy-dense"], peaks["numpy-chunked"]
+    RESULTS["mem/rust"], RESULTS["mem/numpy-dense"], RESULTS["mem/numpy-chunked"] = (
+        peaks["rust"],
+        peaks["numpy-dense"],
+        peaks["numpy-chunked"],
+    )
 
 
 # -- decode ----------------------------------------------------------------------------------
@@ -152,7 +165,9 @@ def test_decode_numpy_dense(benchmark, data):
 def _epoch(backend: str):
     Xt = _unit(N_TRAIN, D_IN, 7)
     sae = TopKSAE(D_IN, N_LAT, K, seed=0)
-    return lambda: TopKSAE(D_IN, N_LAT, K, seed=0).fit(Xt, epochs=1, batch_size=512, progress=False, backend=backend) and sae
+    return lambda: (
+        TopKSAE(D_IN, N_LAT, K, seed=0).fit(Xt, epochs=1, batch_size=512, progress=False, backend=backend) and sae
+    )
 
 
 def test_train_epoch_sparse(benchmark):
@@ -239,7 +254,10 @@ def _growth() -> None:
         for n in (N // 4, N):
             X = _unit(n, D_IN, 5)
             t = {}
-            for name, fn in (("rust", lambda: sae.encode(X)), ("numpy", lambda: _numpy_encode(sae, X))):
+            for name, fn in (
+                ("rust", lambda sae=sae, X=X: sae.encode(X)),
+                ("numpy", lambda sae=sae, X=X: _numpy_encode(sae, X)),
+            ):
                 best = float("inf")
                 for _ in range(2):
                     t0 = time.perf_counter()
@@ -247,7 +265,9 @@ def _growth() -> None:
                     best = min(best, time.perf_counter() - t0)
                 t[name] = best
             rows.append(f"| {n:,} | {n_lat:,} | {t['rust']:.3f} | {t['numpy']:.3f} | {t['numpy'] / t['rust']:.2f}× |")
-    EXTRA["encode growth"] = "\n".join(["| N | n_latents | Rust s | NumPy s | speed-up |", "|---|---|---|---|---|", *rows])
+    EXTRA["encode growth"] = "\n".join(
+        ["| N | n_latents | Rust s | NumPy s | speed-up |", "|---|---|---|---|---|", *rows]
+    )
 
 
 def test_zz_summary(benchmark):

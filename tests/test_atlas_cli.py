@@ -7,11 +7,11 @@ import sys
 
 import numpy as np
 import pytest
-from _browser import check_html
 from safetensors.numpy import save_file
 
-from latentatlas.cli import main
 import latentatlas.minima  # noqa: F401  (registers latentatlas.minima.blend in sys.modules)
+from _browser import check_html
+from latentatlas.cli import main
 from latentatlas.datasets import three_gaussians
 
 FAST = ["--quiet"]
@@ -102,5 +102,9 @@ def test_no_traceback_without_debug(data):
     cmd = [sys.executable, "-m", "latentatlas", "atlas", str(d / "missing.npy")]
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode != 0 and "Traceback" not in r.stderr and "not found" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "latentatlas", "--debug", "atlas", str(d / "missing.npy")], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "latentatlas", "--debug", "atlas", str(d / "missing.npy")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode != 0 and "Traceback" in r.stderr

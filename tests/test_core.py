@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import inspect
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -68,12 +69,19 @@ def mk_rayleigh(rng, dt, integer, scale=1):
         L.data = np.round(L.data * 6 - 3)
     L = L + sp.diags(np.arange(f, dtype=np.float64))
     L = sp.csr_matrix(L)
-    return [_vals(rng, (100 * scale, f), dt, integer), L.indptr.astype(np.int64), L.indices.astype(np.int64), L.data], {}
+    return [
+        _vals(rng, (100 * scale, f), dt, integer),
+        L.indptr.astype(np.int64),
+        L.indices.astype(np.int64),
+        L.data,
+    ], {}
 
 
 def mk_gemm_topk(rng, dt, integer, scale=1):
     m, n, d = (200, 300, 9) if scale == 1 else (600, 5000, 20)
-    return [_vals(rng, (m, d), dt, integer), _vals(rng, (n, d), dt, integer), 7], {"bias": _vals(rng, (n,), dt, integer)}
+    return [_vals(rng, (m, d), dt, integer), _vals(rng, (n, d), dt, integer), 7], {
+        "bias": _vals(rng, (n,), dt, integer)
+    }
 
 
 def mk_knn(rng, dt, integer, scale=1):
@@ -138,32 +146,50 @@ class Spec:
 
 SPECS = [
     Spec("gram", mk_gram, layouts=(0,), nan=((0, "X"),)),
-    Spec("feature_topk", mk_feature_topk, layouts=(0,), nan=((0, "X"),), k_at=1, full_k=lambda a, kw: a[0].shape[1] - 1),
+    Spec(
+        "feature_topk", mk_feature_topk, layouts=(0,), nan=((0, "X"),), k_at=1, full_k=lambda a, kw: a[0].shape[1] - 1
+    ),
     Spec("rayleigh_energy", mk_rayleigh, layouts=(0,), nan=((0, "X"), (3, "L"))),
     Spec(
-        "gemm_topk", mk_gemm_topk, layouts=(0, 1), nan=((0, "A"), (1, "B"), ("bias", "bias")), mix=(1, "bias"),
-        k_at=2, full_k=lambda a, kw: a[1].shape[0] - bool(kw.get("exclude_self")),
+        "gemm_topk",
+        mk_gemm_topk,
+        layouts=(0, 1),
+        nan=((0, "A"), (1, "B"), ("bias", "bias")),
+        mix=(1, "bias"),
+        k_at=2,
+        full_k=lambda a, kw: a[1].shape[0] - bool(kw.get("exclude_self")),
     ),  # fmt: skip
     Spec("knn_sqdist", mk_knn, layouts=(0,), nan=((0, "X"),), k_at="k", full_k=lambda a, kw: a[0].shape[0] - 1),
     Spec(
-        "sae_encode", mk_sae_encode, layouts=(0, 1),
+        "sae_encode",
+        mk_sae_encode,
+        layouts=(0, 1),
         # NaN in W_enc reaches the kernel's folded bias b_enc - W_enc b_dec first: named b_enc there
-        nan=((0, "X"), (1, "W_enc|b_enc"), (2, "b_enc"), ("b_dec", "b_dec")), mix=(1, 2, "b_dec"),
-        k_at=3, full_k=lambda a, kw: a[1].shape[0],
+        nan=((0, "X"), (1, "W_enc|b_enc"), (2, "b_enc"), ("b_dec", "b_dec")),
+        mix=(1, 2, "b_dec"),
+        k_at=3,
+        full_k=lambda a, kw: a[1].shape[0],
     ),  # fmt: skip
     Spec("sparse_decode", mk_sparse_decode, layouts=(0, 1, 2), nan=((0, "values"),), mix=(2, "bias")),
     Spec("sparse_gather_dot", mk_gather, layouts=(0, 1, 2), mix=(2,)),
     Spec("sparse_scatter_rows", mk_scatter, layouts=(0, 1, 2), nan=((0, "coef"),), mix=(2,)),
     Spec(
-        "latent_search", mk_latent_search, layouts=(0, 1, 2, 3), nan=((0, "query_values"), (2, "doc_values")), mix=(2,),
-        k_at=5, full_k=lambda a, kw: a[2].shape[0],
+        "latent_search",
+        mk_latent_search,
+        layouts=(0, 1, 2, 3),
+        nan=((0, "query_values"), (2, "doc_values")),
+        mix=(2,),
+        k_at=5,
+        full_k=lambda a, kw: a[2].shape[0],
     ),  # fmt: skip
     Spec("adam_step", mk_adam, nan=((1, "grad"),), mix=(1, 2), inplace=True),
 ]
 BY_NAME = {s.name: s for s in SPECS}
 # functions of _core that are not kernels (no arrays in, nothing to twin)
 NOT_KERNELS = {"simd_path", "simd_warning"}
-CORE_FUNCS = sorted(n for n in dir(_core) if callable(getattr(_core, n)) and not n.startswith("_") and n not in NOT_KERNELS)
+CORE_FUNCS = sorted(
+    n for n in dir(_core) if callable(getattr(_core, n)) and not n.startswith("_") and n not in NOT_KERNELS
+)
 
 
 # --- calling both sides ------------------------------------------------------------------------------
@@ -259,7 +285,9 @@ def test_surface():
         if not hasattr(_core, name):
             continue
         sc, st = inspect.signature(getattr(_core, name)), inspect.signature(getattr(twin, name))
-        assert [(p.name, p.kind) for p in sc.parameters.values()] == [(p.name, p.kind) for p in st.parameters.values()], name
+        assert [(p.name, p.kind) for p in sc.parameters.values()] == [
+            (p.name, p.kind) for p in st.parameters.values()
+        ], name
         for p in sc.parameters.values():
             q = st.parameters[p.name]
             if p.default is not inspect.Parameter.empty and p.name != "chunk_rows":
@@ -317,37 +345,108 @@ def _edge_cases() -> list[tuple[str, str, Callable[[Any], Args]]]:
         ("gram", "constant columns", lambda dt: ([const.astype(dt)], {})),
         ("feature_topk", "zero and constant columns", lambda dt: ([const.astype(dt), 4], {})),
         ("feature_topk", "two columns", lambda dt: ([r.integers(-3, 4, (9, 2)).astype(dt), 1], {})),
-        ("rayleigh_energy", "zero rows and no edges", lambda dt: (
-            [np.vstack([np.zeros((2, 4)), np.ones((2, 4))]).astype(dt), np.zeros(5, np.int64), np.zeros(0, np.int64), np.zeros(0)], {},
-        )),  # fmt: skip
+        (
+            "rayleigh_energy",
+            "zero rows and no edges",
+            lambda dt: (
+                [
+                    np.vstack([np.zeros((2, 4)), np.ones((2, 4))]).astype(dt),
+                    np.zeros(5, np.int64),
+                    np.zeros(0, np.int64),
+                    np.zeros(0),
+                ],
+                {},
+            ),
+        ),  # fmt: skip
         ("gemm_topk", "no rows in A", lambda dt: ([np.zeros((0, 3), dt), np.ones((4, 3), dt), 2], {})),
         ("gemm_topk", "d = 0: all ties", lambda dt: ([np.zeros((3, 0), dt), np.zeros((5, 0), dt), 5], {})),
-        ("gemm_topk", "k = all, exclude_self", lambda dt: ([dup.astype(dt), dup.astype(dt), 17], {"exclude_self": True})),
-        ("gemm_topk", "constant rows", lambda dt: ([np.ones((4, 3), dt), np.ones((6, 3), dt), 3], {"bias": np.zeros(6, dt)})),
+        (
+            "gemm_topk",
+            "k = all, exclude_self",
+            lambda dt: ([dup.astype(dt), dup.astype(dt), 17], {"exclude_self": True}),
+        ),
+        (
+            "gemm_topk",
+            "constant rows",
+            lambda dt: ([np.ones((4, 3), dt), np.ones((6, 3), dt), 3], {"bias": np.zeros(6, dt)}),
+        ),
         ("knn_sqdist", "duplicate rows: zero distances, lower index first", lambda dt: ([dup.astype(dt)], {"k": 4})),
         ("knn_sqdist", "k = n - 1", lambda dt: ([dup.astype(dt)], {"k": 17})),
         ("sae_encode", "no rows", lambda dt: ([np.zeros((0, 3), dt), np.ones((4, 3), dt), np.zeros(4, dt), 2], {})),
-        ("sae_encode", "all pre-activations negative: ReLU zeros", lambda dt: (
-            [np.ones((3, 2), dt), -np.ones((5, 2), dt), -np.arange(5, dtype=dt), 5], {"b_dec": np.zeros(2, dt)},
-        )),  # fmt: skip
-        ("sparse_decode", "no rows", lambda dt: ([np.zeros((0, 3), dt), np.zeros((0, 3), np.int64), np.ones((4, 2), dt)], {})),
-        ("sparse_decode", "k = 0: only the bias", lambda dt: (
-            [np.zeros((3, 0), dt), np.zeros((3, 0), np.int64), np.ones((4, 2), dt)], {"bias": np.arange(2, dtype=dt)},
-        )),  # fmt: skip
-        ("sparse_decode", "repeated latents and zero values", lambda dt: (
-            [np.array([[1.0, 2.0, 0.0]], dt), np.array([[1, 1, 3]], np.int64), r.integers(-3, 4, (4, 2)).astype(dt)], {},
-        )),  # fmt: skip
-        ("sparse_gather_dot", "k = 0", lambda dt: ([np.ones((3, 2), dt), np.zeros((3, 0), np.int64), np.ones((4, 2), dt)], {})),
-        ("sparse_scatter_rows", "repeated latents, zero coefficients, unused latents", lambda dt: (
-            [np.array([[1.0, 2.0, 0.0], [0.5, 0.0, 0.0]], dt), np.array([[1, 1, 3], [1, 0, 0]], np.int64),
-             np.arange(4, dtype=dt).reshape(2, 2), 6], {},
-        )),  # fmt: skip
-        ("latent_search", "all-zero queries: every document scores 0", lambda dt: (
-            [np.zeros((2, 3), dt), np.zeros((2, 3), np.int64), np.ones((5, 3), dt), np.ones((5, 3), np.int64), 4, 5], {},
-        )),  # fmt: skip
-        ("adam_step", "first step: lr · sign(g)", lambda dt: (
-            [np.zeros(7, dt), np.arange(-3, 4, dtype=dt), np.zeros(7, dt), np.zeros(7, dt)], {"lr": 0.5, "step": 1},
-        )),  # fmt: skip
+        (
+            "sae_encode",
+            "all pre-activations negative: ReLU zeros",
+            lambda dt: (
+                [np.ones((3, 2), dt), -np.ones((5, 2), dt), -np.arange(5, dtype=dt), 5],
+                {"b_dec": np.zeros(2, dt)},
+            ),
+        ),  # fmt: skip
+        (
+            "sparse_decode",
+            "no rows",
+            lambda dt: ([np.zeros((0, 3), dt), np.zeros((0, 3), np.int64), np.ones((4, 2), dt)], {}),
+        ),
+        (
+            "sparse_decode",
+            "k = 0: only the bias",
+            lambda dt: (
+                [np.zeros((3, 0), dt), np.zeros((3, 0), np.int64), np.ones((4, 2), dt)],
+                {"bias": np.arange(2, dtype=dt)},
+            ),
+        ),  # fmt: skip
+        (
+            "sparse_decode",
+            "repeated latents and zero values",
+            lambda dt: (
+                [
+                    np.array([[1.0, 2.0, 0.0]], dt),
+                    np.array([[1, 1, 3]], np.int64),
+                    r.integers(-3, 4, (4, 2)).astype(dt),
+                ],
+                {},
+            ),
+        ),  # fmt: skip
+        (
+            "sparse_gather_dot",
+            "k = 0",
+            lambda dt: ([np.ones((3, 2), dt), np.zeros((3, 0), np.int64), np.ones((4, 2), dt)], {}),
+        ),
+        (
+            "sparse_scatter_rows",
+            "repeated latents, zero coefficients, unused latents",
+            lambda dt: (
+                [
+                    np.array([[1.0, 2.0, 0.0], [0.5, 0.0, 0.0]], dt),
+                    np.array([[1, 1, 3], [1, 0, 0]], np.int64),
+                    np.arange(4, dtype=dt).reshape(2, 2),
+                    6,
+                ],
+                {},
+            ),
+        ),  # fmt: skip
+        (
+            "latent_search",
+            "all-zero queries: every document scores 0",
+            lambda dt: (
+                [
+                    np.zeros((2, 3), dt),
+                    np.zeros((2, 3), np.int64),
+                    np.ones((5, 3), dt),
+                    np.ones((5, 3), np.int64),
+                    4,
+                    5,
+                ],
+                {},
+            ),
+        ),  # fmt: skip
+        (
+            "adam_step",
+            "first step: lr · sign(g)",
+            lambda dt: (
+                [np.zeros(7, dt), np.arange(-3, 4, dtype=dt), np.zeros(7, dt), np.zeros(7, dt)],
+                {"lr": 0.5, "step": 1},
+            ),
+        ),  # fmt: skip
         ("adam_step", "empty", lambda dt: ([np.zeros(0, dt) for _ in range(4)], {"lr": 0.5, "step": 1})),
     ]
 

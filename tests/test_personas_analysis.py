@@ -102,7 +102,8 @@ def test_umap_matches_umap_learn():
     ref = umap.UMAP(n_components=2, n_neighbors=15, init="random", random_state=42, n_jobs=1).fit_transform(p)
     np.testing.assert_allclose(project_umap(x), ref, atol=1e-5)
     raw = umap.UMAP(n_components=2, n_neighbors=9, init="random", random_state=42, n_jobs=1).fit_transform(
-        prepare_cluster_samples(x[:10], normalize=False))
+        prepare_cluster_samples(x[:10], normalize=False)
+    )
     np.testing.assert_allclose(project_umap(x[:10], normalize=False), raw, atol=1e-5)  # n_neighbors = min(15, n-1)
 
 
@@ -118,12 +119,14 @@ def test_kmeans_and_agglomerative(vectors):
 
 
 def test_layer_mean_cluster_samples(vectors):
-    expect = np.mean([prep(vectors[:, l]) for l in range(vectors.shape[1])], axis=0)
+    expect = np.mean([prep(vectors[:, lay]) for lay in range(vectors.shape[1])], axis=0)
     np.testing.assert_allclose(prepare_layer_mean_cluster_samples(vectors), expect, atol=1e-6)
     x = prepare_layer_mean_cluster_samples(vectors)
     ref = KMeans(n_clusters=3, n_init="auto", random_state=0).fit_predict(x)
     np.testing.assert_array_equal(cluster_kmeans(x, 3, center=False, normalize=False), ref)
-    np.testing.assert_allclose(prepare_cluster_samples(vectors[:, 0], normalize=False), prep(vectors[:, 0], False), atol=1e-5)
+    np.testing.assert_allclose(
+        prepare_cluster_samples(vectors[:, 0], normalize=False), prep(vectors[:, 0], False), atol=1e-5
+    )
 
 
 def test_layered_functions_equal_per_layer_loops(vectors):
@@ -135,10 +138,14 @@ def test_layered_functions_equal_per_layer_loops(vectors):
         ref = PCA(n_components=3, svd_solver="full").fit(prep(x))
         np.testing.assert_allclose(res.pca[i], ref.transform(prep(x)), atol=2e-5)
         np.testing.assert_allclose(res.explained_variance_ratio[i], ref.explained_variance_ratio_, atol=1e-6)
-    np.testing.assert_allclose(res.spectra[3], PCA(svd_solver="full").fit(prep(vectors[:, 3])).explained_variance_ratio_, atol=1e-6)
+    np.testing.assert_allclose(
+        res.spectra[3], PCA(svd_solver="full").fit(prep(vectors[:, 3])).explained_variance_ratio_, atol=1e-6
+    )
     assert set(res.spectra) == {3}
     coords, _ = layered_pca(vectors, [1], 2, normalize=False)
-    np.testing.assert_allclose(coords[0], PCA(2, svd_solver="full").fit_transform(prep(vectors[:, 1], False)), atol=2e-4)
+    np.testing.assert_allclose(
+        coords[0], PCA(2, svd_solver="full").fit_transform(prep(vectors[:, 1], False)), atol=2e-4
+    )
     S = layered_similarity(vectors, center=False)
     assert S.shape == (6, 24, 24) and S.dtype == np.float32
     np.testing.assert_allclose(S[2], cosine_similarity(vectors[:, 2]), atol=2e-6)
@@ -147,8 +154,15 @@ def test_layered_functions_equal_per_layer_loops(vectors):
 def test_layer_variant_similarity(vectors):
     other = vectors + np.random.default_rng(0).standard_normal(vectors.shape).astype(np.float32)
     got = layer_variant_similarity(vectors, other)
-    expect = [np.mean(np.sum(cosine_similarity(vectors[:, l]) * 0 + cosine_similarity(vectors[:, l], other[:, l]) * np.eye(24), 1))
-              for l in range(6)]
+    expect = [
+        np.mean(
+            np.sum(
+                cosine_similarity(vectors[:, lay]) * 0 + cosine_similarity(vectors[:, lay], other[:, lay]) * np.eye(24),
+                1,
+            )
+        )
+        for lay in range(6)
+    ]
     np.testing.assert_allclose(got, expect, atol=1e-6)
 
 
@@ -193,7 +207,9 @@ def test_scree_layers_default():
 def test_lanczos_path_matches_sklearn():
     """Above 256 personas the top components come from ARPACK; still sklearn's exact answer."""
     rng = np.random.default_rng(7)
-    x = (rng.standard_normal((300, 6)) @ rng.standard_normal((6, 400)) * 3 + rng.standard_normal((300, 400))).astype(np.float32)
+    x = (rng.standard_normal((300, 6)) @ rng.standard_normal((6, 400)) * 3 + rng.standard_normal((300, 400))).astype(
+        np.float32
+    )
     ref = PCA(3, svd_solver="full").fit(prep(x))
     np.testing.assert_allclose(project_pca(x, 3), ref.transform(prep(x)), atol=1e-4)
     coords, ratio = layered_pca(x[:, None, :], None, 3)

@@ -6,7 +6,6 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
@@ -30,18 +29,37 @@ def store_root(tmp_path_factory) -> Path:
     for pid, name, v in zip(table.persona_ids, table.names(), vecs):
         save_file({"activations": v}, str(vdir / f"{pid}.safetensors"))
         personas[pid] = {"name": name, "sample_ids": []}
-    (vdir / "manifest.json").write_text(json.dumps({"num_layers": LAYERS, "hidden_size": 24, "personas": personas}, indent=2))
+    (vdir / "manifest.json").write_text(
+        json.dumps({"num_layers": LAYERS, "hidden_size": 24, "personas": personas}, indent=2)
+    )
     return root
 
 
 def test_analyze_writes_four_html_files(store_root, tmp_path):
     out = tmp_path / "plots"
-    rc = cli.main(["personas", "analyze", "--model", MODEL, "--variant", "biography", "--mask-strategy", "answer_mean",
-                   "--out", str(out), "--root", str(store_root), "--quiet"])
+    rc = cli.main(
+        [
+            "personas",
+            "analyze",
+            "--model",
+            MODEL,
+            "--variant",
+            "biography",
+            "--mask-strategy",
+            "answer_mean",
+            "--out",
+            str(out),
+            "--root",
+            str(store_root),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(f"biography_answer_mean_{k}.html" for k in
-                           ("persona_vector_pca", "persona_vector_similarity", "persona_pair_similarity", "pca_scree"))
+    assert names == sorted(
+        f"biography_answer_mean_{k}.html"
+        for k in ("persona_vector_pca", "persona_vector_similarity", "persona_pair_similarity", "pca_scree")
+    )
     for name in names:
         text = (out / name).read_text()
         assert not re.search(r"<script[^>]*\ssrc=", text)  # self-contained: plotly.js inlined, nothing fetched
@@ -55,8 +73,24 @@ def test_analyze_writes_four_html_files(store_root, tmp_path):
 
 def test_analyze_layers_subset(store_root, tmp_path):
     out = tmp_path / "sub"
-    rc = cli.main(["personas", "analyze", "--model", MODEL, "--variant", "biography", "--out", str(out),
-                   "--root", str(store_root), "--layers", "1", "3", "--quiet"])
+    rc = cli.main(
+        [
+            "personas",
+            "analyze",
+            "--model",
+            MODEL,
+            "--variant",
+            "biography",
+            "--out",
+            str(out),
+            "--root",
+            str(store_root),
+            "--layers",
+            "1",
+            "3",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     page = check_html(out / "biography_answer_mean_persona_vector_pca.html")
     assert page.slider_steps == [2]
@@ -73,8 +107,19 @@ def test_analyze_layers_subset(store_root, tmp_path):
     ],
 )
 def test_analyze_errors(store_root, tmp_path, capsys, extra, message):
-    args = ["personas", "analyze", "--model", MODEL, "--variant", "biography", "--out", str(tmp_path / "o"),
-            "--root", str(store_root), "--quiet"]
+    args = [
+        "personas",
+        "analyze",
+        "--model",
+        MODEL,
+        "--variant",
+        "biography",
+        "--out",
+        str(tmp_path / "o"),
+        "--root",
+        str(store_root),
+        "--quiet",
+    ]
     for i in range(0, len(extra), 2):
         if extra[i] in args:
             args[args.index(extra[i]) + 1] = extra[i + 1]

@@ -13,6 +13,7 @@ from sklearn.decomposition import PCA
 from sklearn.metrics.pairwise import cosine_similarity
 from sklearn.neighbors import NearestNeighbors
 
+from latentatlas.personas import analysis as A
 from latentatlas.personas import (
     attribute_color_kwargs,
     build_layered_figure,
@@ -26,7 +27,6 @@ from latentatlas.personas import (
     synthetic_persona_dataset,
     synthetic_persona_vectors,
 )
-from latentatlas.personas import analysis as A
 from latentatlas.personas.analysis import LayeredSamples
 
 N, LAYERS, HID = 18, 5, 32
@@ -70,15 +70,21 @@ def test_similarity_figure(samples):
     fig = build_layered_figure(samples.vectors, "similarity")
     assert len(fig.frames) == LAYERS and len(fig.layout.sliders[0].steps) == LAYERS
     for layer in range(LAYERS):
-        np.testing.assert_allclose(np.asarray(fig.frames[layer].data[0].z), cosine_similarity(prep(samples.vectors[:, layer])), atol=2e-6)
+        np.testing.assert_allclose(
+            np.asarray(fig.frames[layer].data[0].z), cosine_similarity(prep(samples.vectors[:, layer])), atol=2e-6
+        )
 
 
 def test_projection_data_reuse_skips_recomputation(samples, table):
     with mock.patch.object(A, "layered_pca", wraps=A.layered_pca) as spy:
         pdata = prepare_layered_projection_data(samples, "pca")
         assert spy.call_count == 1
-        a = build_layered_figure(samples, "pca", projection_data=pdata, **attribute_color_kwargs(table, "age", samples.persona_ids))
-        b = build_layered_figure(samples, "pca", projection_data=pdata, **attribute_color_kwargs(table, "region", samples.persona_ids))
+        a = build_layered_figure(
+            samples, "pca", projection_data=pdata, **attribute_color_kwargs(table, "age", samples.persona_ids)
+        )
+        b = build_layered_figure(
+            samples, "pca", projection_data=pdata, **attribute_color_kwargs(table, "region", samples.persona_ids)
+        )
         assert spy.call_count == 1  # no recomputation for either recolouring
     pdata_iso = prepare_layered_projection_data(samples, "isomap", layers=[1, 3], graph_overlay=True)
     with mock.patch.object(A, "project_isomap", side_effect=AssertionError("recomputed")):
@@ -90,7 +96,12 @@ def test_projection_data_reuse_skips_recomputation(samples, table):
     with pytest.raises(ValueError, match="projection_data layers must match"):
         build_layered_figure(samples, "pca", layers=[0], projection_data=pdata)
     with pytest.raises(ValueError, match="projection_data kind must match"):
-        build_layered_figure(samples, "isomap", layers=[1, 3], projection_data=prepare_layered_projection_data(samples, "pca", layers=[1, 3]))
+        build_layered_figure(
+            samples,
+            "isomap",
+            layers=[1, 3],
+            projection_data=prepare_layered_projection_data(samples, "pca", layers=[1, 3]),
+        )
 
 
 def test_attribute_colouring(samples, table):
@@ -118,7 +129,7 @@ def test_attribute_colouring(samples, table):
 
 def test_kmeans_groups(samples):
     g = prepare_kmeans_groups(samples, n_clusters=3)
-    x = np.mean([prep(samples.vectors[:, l]) for l in range(LAYERS)], axis=0).astype(np.float32)
+    x = np.mean([prep(samples.vectors[:, lay]) for lay in range(LAYERS)], axis=0).astype(np.float32)
     ref = KMeans(3, n_init="auto", random_state=0).fit_predict(x)
     assert g == [f"Cluster {i}" for i in ref]
     first = prepare_kmeans_groups(samples, layers=[2, 3], n_clusters=2, cluster_mode="first_layer")
@@ -136,7 +147,9 @@ def test_graph_overlay_edges(samples):
     idx = nn.kneighbors(return_distance=False)[:, :4]
     expect = sorted({tuple(sorted((i, int(j)))) for i, row in enumerate(idx) for j in row})
     assert pdata.graph_edges[3] == expect
-    fig = build_layered_figure(samples, "pca", layers=[3], graph_overlay=True, graph_n_neighbors=4, projection_data=pdata)
+    fig = build_layered_figure(
+        samples, "pca", layers=[3], graph_overlay=True, graph_n_neighbors=4, projection_data=pdata
+    )
     assert fig.frames[0].data[0].mode == "lines" and len(fig.frames[0].data[0].x) == 3 * len(expect)
 
 
@@ -151,11 +164,11 @@ def test_pair_similarity_figure(samples):
     fig = build_pair_similarity_figure(samples, layers=[0, 2, 4], pairs=[(0, 1), (2, 5)])
     assert len(fig.layout.sliders[0].steps) == 3
     for t, (a, b) in zip(fig.data[:2], [(0, 1), (2, 5)]):
-        expect = [cosine_similarity(prep(samples.vectors[:, l]))[a, b] for l in [0, 2, 4]]
+        expect = [cosine_similarity(prep(samples.vectors[:, lay]))[a, b] for lay in [0, 2, 4]]
         np.testing.assert_allclose(t.y, expect, atol=2e-6)
     auto = build_pair_similarity_figure(samples, max_pairs=4)
     assert len(auto.data) == 5  # 4 pairs + the moving marker
-    S = np.mean([cosine_similarity(prep(samples.vectors[:, l])) for l in range(LAYERS)], axis=0)
+    S = np.mean([cosine_similarity(prep(samples.vectors[:, lay])) for lay in range(LAYERS)], axis=0)
     iu = np.triu_indices(N, 1)
     best = np.argmax(S[iu])
     assert auto.data[0].name == f"{samples.labels[iu[0][best]]} ↔ {samples.labels[iu[1][best]]}"
@@ -166,7 +179,7 @@ def test_pair_similarity_figure(samples):
 def test_dendrogram_matches_scipy(samples):
     for linkage in ("ward", "average", "complete", "single"):
         fig = plot_persona_dendrogram(samples, linkage=linkage)
-        x = np.mean([prep(samples.vectors[:, l]) for l in range(LAYERS)], axis=0)
+        x = np.mean([prep(samples.vectors[:, lay]) for lay in range(LAYERS)], axis=0)
         ref = hierarchy.dendrogram(hierarchy.linkage(x, method=linkage), no_plot=True, labels=samples.labels)
         assert list(fig.layout.xaxis.ticktext) == ref["ivl"]
     fig = plot_persona_dendrogram(samples.vectors, 2, linkage="average")
@@ -179,7 +192,9 @@ def test_dendrogram_matches_scipy(samples):
 def test_scree_layer_similarity_spectral(samples):
     r0 = A.pca_explained_variance(samples.vectors[:, 0])
     fig = plot_scree({"layer 0": r0}, max_components=5)
-    np.testing.assert_allclose(fig.data[0].y, PCA(svd_solver="full").fit(prep(samples.vectors[:, 0])).explained_variance_ratio_[:5], atol=1e-6)
+    np.testing.assert_allclose(
+        fig.data[0].y, PCA(svd_solver="full").fit(prep(samples.vectors[:, 0])).explained_variance_ratio_[:5], atol=1e-6
+    )
     fig = plot_scree({"layer 0": r0}, cumulative=True, max_components=None)
     assert fig.data[0].y[-1] == pytest.approx(1.0)
     fig = plot_layer_similarity({"a vs b": [0.1, 0.5, 0.9]})

@@ -75,8 +75,11 @@ def test_save_is_byte_compatible(tmp_path):
     assert p == vdir / "a.safetensors"
     # what safetensors (numpy or torch: same Rust serializer) writes for {"activations": v}
     assert p.read_bytes() == st_save({"activations": v0})
-    expect = {"num_layers": L, "hidden_size": H,
-              "personas": {"a": {"name": "Ada", "sample_ids": ["q1"]}, "b": {"name": "b", "sample_ids": []}}}
+    expect = {
+        "num_layers": L,
+        "hidden_size": H,
+        "personas": {"a": {"name": "Ada", "sample_ids": ["q1"]}, "b": {"name": "b", "sample_ids": []}},
+    }
     assert (vdir / "manifest.json").read_text() == json.dumps(expect, indent=2)
     assert not list(vdir.glob("*.tmp"))
     # float64 input is stored as float32
@@ -259,12 +262,14 @@ def test_parquet_written_like_the_hub(tmp_path):
     pq = pytest.importorskip("pyarrow.parquet")
     rng = np.random.default_rng(3)
     vecs = rng.standard_normal((3, L, H)).astype(np.float32)
-    table = pa.table({
-        "persona_id": ["x", "y", "z"],
-        "name": ["X", "Y", "Z"],
-        "sample_ids": [["1"], [], ["2", "3"]],
-        "vector": [v.tolist() for v in vecs],
-    })
+    table = pa.table(
+        {
+            "persona_id": ["x", "y", "z"],
+            "name": ["X", "Y", "Z"],
+            "sample_ids": [["1"], [], ["2", "3"]],
+            "vector": [v.tolist() for v in vecs],
+        }
+    )
     d = tmp_path / "google__gemma-2-9b-it__answer_mean"
     d.mkdir()
     pq.write_table(table, d / "templated-00000-of-00001.parquet")

@@ -26,27 +26,132 @@ def test_cli_train_evaluate_explain_steer(tmp_path, capsys):
     np.save(tmp_path / "q.npy", Q)
     np.save(tmp_path / "d.npy", D)
     (tmp_path / "qrels.json").write_text(json.dumps(qrels))
-    (tmp_path / "texts.txt").write_text("\n".join(f"review {i} of movie " + ["space", "food", "sport", "music"][i // 15 % 4] for i in range(len(D))))
+    (tmp_path / "texts.txt").write_text(
+        "\n".join(f"review {i} of movie " + ["space", "food", "sport", "music"][i // 15 % 4] for i in range(len(D)))
+    )
     base = ["sae"]
-    assert cli.main(base + ["train", "--docs", str(tmp_path / "d.npy"), "--out", str(tmp_path / "m"), "--latents", "64",
-                            "--k", "4", "--epochs", "2", "--batch-size", "32", "--quiet"]) == 0
+    assert (
+        cli.main(
+            base
+            + [
+                "train",
+                "--docs",
+                str(tmp_path / "d.npy"),
+                "--out",
+                str(tmp_path / "m"),
+                "--latents",
+                "64",
+                "--k",
+                "4",
+                "--epochs",
+                "2",
+                "--batch-size",
+                "32",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "m" / "cfg.json").is_file()
     capsys.readouterr()
-    assert cli.main(base + ["evaluate", "--model", str(tmp_path / "m"), "--docs", str(tmp_path / "d.npy"), "--queries",
-                            str(tmp_path / "q.npy"), "--qrels", str(tmp_path / "qrels.json")]) == 0
+    assert (
+        cli.main(
+            base
+            + [
+                "evaluate",
+                "--model",
+                str(tmp_path / "m"),
+                "--docs",
+                str(tmp_path / "d.npy"),
+                "--queries",
+                str(tmp_path / "q.npy"),
+                "--qrels",
+                str(tmp_path / "qrels.json"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "| Original |" in out and "Sparse Latent (K=4)" in out and "Reconstructed (K=4)" in out
-    assert cli.main(base + ["explain", "--model", str(tmp_path / "m"), "--docs", str(tmp_path / "d.npy"), "--texts",
-                            str(tmp_path / "texts.txt"), "--latent", "0", "--top", "3"]) == 0
+    assert (
+        cli.main(
+            base
+            + [
+                "explain",
+                "--model",
+                str(tmp_path / "m"),
+                "--docs",
+                str(tmp_path / "d.npy"),
+                "--texts",
+                str(tmp_path / "texts.txt"),
+                "--latent",
+                "0",
+                "--top",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert "latent 0" in capsys.readouterr().out
-    assert cli.main(base + ["steer", "--model", str(tmp_path / "m"), "--docs", str(tmp_path / "d.npy"), "--queries",
-                            str(tmp_path / "q.npy"), "--latent", "3", "--amount", "2.0", "--top", "5"]) == 0
+    assert (
+        cli.main(
+            base
+            + [
+                "steer",
+                "--model",
+                str(tmp_path / "m"),
+                "--docs",
+                str(tmp_path / "d.npy"),
+                "--queries",
+                str(tmp_path / "q.npy"),
+                "--latent",
+                "3",
+                "--amount",
+                "2.0",
+                "--top",
+                "5",
+            ]
+        )
+        == 0
+    )
     assert "documents carrying latent 3 in the top 5" in capsys.readouterr().out
     # user errors: one line, exit status 1
-    assert cli.main(base + ["evaluate", "--model", str(tmp_path / "nope"), "--docs", str(tmp_path / "d.npy"), "--queries",
-                            str(tmp_path / "q.npy"), "--qrels", str(tmp_path / "qrels.json")]) == 1
+    assert (
+        cli.main(
+            base
+            + [
+                "evaluate",
+                "--model",
+                str(tmp_path / "nope"),
+                "--docs",
+                str(tmp_path / "d.npy"),
+                "--queries",
+                str(tmp_path / "q.npy"),
+                "--qrels",
+                str(tmp_path / "qrels.json"),
+            ]
+        )
+        == 1
+    )
     assert "not a directory" in capsys.readouterr().err
-    assert cli.main(base + ["train", "--docs", str(tmp_path / "d.npy"), "--out", str(tmp_path / "m2"), "--latents", "8", "--k", "9", "--quiet"]) == 1
+    assert (
+        cli.main(
+            base
+            + [
+                "train",
+                "--docs",
+                str(tmp_path / "d.npy"),
+                "--out",
+                str(tmp_path / "m2"),
+                "--latents",
+                "8",
+                "--k",
+                "9",
+                "--quiet",
+            ]
+        )
+        == 1
+    )
     assert "k must be <= n_latents" in capsys.readouterr().err
     assert cli.main(base + ["evaluate", "--model", str(tmp_path / "m"), "--docs", str(tmp_path / "d.npy")]) == 1
 
@@ -54,20 +159,22 @@ def test_cli_train_evaluate_explain_steer(tmp_path, capsys):
 def test_demo_chapter_renders(tmp_path, monkeypatch):
     """The chapter's plumbing on the real task's texts with small synthetic embeddings."""
     from _browser import check_html
-
     from latentatlas.report import write_report
     from latentatlas.sae import report as sae_report
 
     Q, D, _ = _clustered(n_q=10, per=12, d=24)
     task = RetrievalTask(
-        queries=[f"plot of movie {q}" for q in range(10)], query_ids=[f"movie{q}" for q in range(10)],
+        queries=[f"plot of movie {q}" for q in range(10)],
+        query_ids=[f"movie{q}" for q in range(10)],
         docs=[f"review {i}: {'great fun acting' if i % 2 else 'dull boring plot'} movie{i // 12}" for i in range(120)],
         doc_ids=[f"movie{i // 12}/{i % 12}" for i in range(120)],
         qrels={f"movie{q}": {f"movie{q}/{j}": 1 for j in range(12)} for q in range(10)},
         doc_labels=["fresh" if i % 2 else "rotten" for i in range(120)],
     )
     monkeypatch.setattr(sae_report, "rotten_tomatoes_embeddings", lambda progress=True: (task, Q, D))
-    monkeypatch.setattr(sae_report, "DEMO", {"n_latents": 96, "k": 4, "epochs": 2, "batch_size": 32, "lr": 3e-3, "seed": 0})
+    monkeypatch.setattr(
+        sae_report, "DEMO", {"n_latents": 96, "k": 4, "epochs": 2, "batch_size": 32, "lr": 3e-3, "seed": 0}
+    )
     sections = sae_report.demo_chapter(tmp_path, verbose=False)
     assert len(sections) == 3 and "Sparse Latent (K=4)" in sections[0][1]
     assert (tmp_path / "sae_rotten_tomatoes" / "sae.safetensors").is_file()

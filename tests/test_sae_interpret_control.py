@@ -12,7 +12,12 @@ from latentatlas.sae.plots import amplification_figure, frequency_figure, steeri
 
 TOPICS = {
     "space": ["rocket launch orbit", "nasa astronaut mission", "satellite orbit telescope", "mars rover mission"],
-    "food": ["pasta recipe tomato sauce", "bread baking flour oven", "tomato soup recipe", "chocolate cake oven baking"],
+    "food": [
+        "pasta recipe tomato sauce",
+        "bread baking flour oven",
+        "tomato soup recipe",
+        "chocolate cake oven baking",
+    ],
     "sport": ["football match goal", "tennis match serve", "football league season goal", "basketball season playoff"],
 }
 
@@ -56,7 +61,9 @@ def test_top_documents_and_keywords(fitted):
     # independent tf-idf contrast for a hand-picked set of rows
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    vec = TfidfVectorizer(stop_words="english", min_df=2, max_df=0.5, sublinear_tf=True, token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b")
+    vec = TfidfVectorizer(
+        stop_words="english", min_df=2, max_df=0.5, sublinear_tf=True, token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b"
+    )
     M = vec.fit_transform(texts)
     rows = [0, 4, 8]
     score = np.asarray(M[rows].mean(0)).ravel() - np.asarray(M.mean(0)).ravel()

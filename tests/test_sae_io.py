@@ -14,8 +14,12 @@ from latentatlas.sae import io as sae_io
 
 def _weights(n=20, d=6, seed=0):
     rng = np.random.default_rng(seed)
-    return (rng.standard_normal((n, d)).astype(np.float32), rng.standard_normal(n).astype(np.float32),
-            rng.standard_normal((n, d)).astype(np.float32), rng.standard_normal(d).astype(np.float32))
+    return (
+        rng.standard_normal((n, d)).astype(np.float32),
+        rng.standard_normal(n).astype(np.float32),
+        rng.standard_normal((n, d)).astype(np.float32),
+        rng.standard_normal(d).astype(np.float32),
+    )
 
 
 def _same(a: TopKSAE, We, be, Wd, bd, k):
@@ -43,8 +47,20 @@ def test_saelens_directory(tmp_path):
     We, be, Wd, bd = _weights(seed=1)
     d = tmp_path / "saelens"
     d.mkdir()
-    save_file({"W_enc": np.ascontiguousarray(We.T), "b_enc": be, "W_dec": Wd, "b_dec": bd}, str(d / "sae_weights.safetensors"))
-    (d / "cfg.json").write_text(json.dumps({"architecture": "topk", "d_in": 6, "d_sae": 20, "activation_fn_kwargs": {"k": 4}, "apply_b_dec_to_input": False}))
+    save_file(
+        {"W_enc": np.ascontiguousarray(We.T), "b_enc": be, "W_dec": Wd, "b_dec": bd}, str(d / "sae_weights.safetensors")
+    )
+    (d / "cfg.json").write_text(
+        json.dumps(
+            {
+                "architecture": "topk",
+                "d_in": 6,
+                "d_sae": 20,
+                "activation_fn_kwargs": {"k": 4},
+                "apply_b_dec_to_input": False,
+            }
+        )
+    )
     sae = load(d)
     _same(sae, We, be, Wd, bd, 4)
     assert sae.subtract_decoder_bias is False
@@ -81,7 +97,10 @@ def test_embedding_scope_state_dict(tmp_path):
     We, be, Wd, bd = _weights(seed=3)
     d = tmp_path / "scope"
     d.mkdir()
-    save_file({"encoder.weight": We, "encoder.bias": be, "decoder.weight": np.ascontiguousarray(Wd.T), "decoder.bias": bd}, str(d / "sae.safetensors"))
+    save_file(
+        {"encoder.weight": We, "encoder.bias": be, "decoder.weight": np.ascontiguousarray(Wd.T), "decoder.bias": bd},
+        str(d / "sae.safetensors"),
+    )
     (d / "cfg.json").write_text(json.dumps({"k": 2}))
     _same(load(d), We, be, Wd, bd, 2)
 

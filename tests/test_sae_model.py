@@ -11,11 +11,19 @@ from latentatlas.sae import TopKSAE
 def _model(d=24, n=300, k=7, dtype=np.float64, seed=0, sub=True):
     rng = np.random.default_rng(seed)
     sae = TopKSAE.from_arrays(
-        rng.standard_normal((n, d)), 0.1 * rng.standard_normal(n), rng.standard_normal((n, d)),
-        0.1 * rng.standard_normal(d), k, subtract_decoder_bias=sub,
+        rng.standard_normal((n, d)),
+        0.1 * rng.standard_normal(n),
+        rng.standard_normal((n, d)),
+        0.1 * rng.standard_normal(d),
+        k,
+        subtract_decoder_bias=sub,
     )
     if dtype == np.float32:
-        sae = TopKSAE.from_arrays(*(getattr(sae, p).astype(np.float32) for p in ("W_enc", "b_enc", "W_dec", "b_dec")), k, subtract_decoder_bias=sub)
+        sae = TopKSAE.from_arrays(
+            *(getattr(sae, p).astype(np.float32) for p in ("W_enc", "b_enc", "W_dec", "b_dec")),
+            k,
+            subtract_decoder_bias=sub,
+        )
     return sae
 
 

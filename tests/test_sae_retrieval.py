@@ -47,7 +47,9 @@ def test_latent_search_matches_scipy_sparse():
     # default n_latents, threads give identical bits, f64 codes
     s2, i2 = latent_search(qc, dc, 25, threads=1)
     assert np.array_equal(i, i2)
-    s3, i3 = latent_search((qc[0].astype(np.float64), qc[1]), (dc[0].astype(np.float64), dc[1]), 25, n_latents=256, threads=2)
+    s3, i3 = latent_search(
+        (qc[0].astype(np.float64), qc[1]), (dc[0].astype(np.float64), dc[1]), 25, n_latents=256, threads=2
+    )
     assert (i3 == i).mean() > 0.99
 
 
@@ -128,7 +130,12 @@ def test_retrieval_report_layout_and_values():
     s2 = TopKSAE(16, 128, 8, seed=0).fit(D, epochs=1, progress=False)
     rep = retrieval_report([s1, s2], Q, D, qrels)
     assert [r["method"] for r in rep.rows] == [
-        "Original", "Sparse Latent (K=4)", "Sparse Latent (K=8)", "Reconstructed (K=4)", "Reconstructed (K=8)"]
+        "Original",
+        "Sparse Latent (K=4)",
+        "Sparse Latent (K=8)",
+        "Reconstructed (K=4)",
+        "Reconstructed (K=8)",
+    ]
     s, i = dense_search(Q, D, 10)
     assert rep.rows[0]["mrr@10"] == pytest.approx(evaluate(to_run(s, i), qrels)["mrr@10"])
     s, i = dense_search(s2.reconstruct(Q), s2.reconstruct(D), 10)

@@ -33,7 +33,9 @@ def _fd_check(P, batch, k, kw, rng, n_checks=12, eps=1e-6):
             dn = {q: P[q].copy() for q in PARAMS}
             up[p][ix] += eps
             dn[p][ix] -= eps
-            fd = (loss_and_grads(up, batch, k, **kw)[0]["loss"] - loss_and_grads(dn, batch, k, **kw)[0]["loss"]) / (2 * eps)
+            fd = (loss_and_grads(up, batch, k, **kw)[0]["loss"] - loss_and_grads(dn, batch, k, **kw)[0]["loss"]) / (
+                2 * eps
+            )
             worst = max(worst, abs(fd - G[p][ix]) / max(abs(fd), 1e-4))
     return worst
 
@@ -112,7 +114,9 @@ def test_fit_learns_deterministic_and_normalised():
     np.testing.assert_allclose(np.linalg.norm(a.W_dec, axis=1), 1, rtol=1e-5)
     assert a.health(X)["fve"] > 0.5
     c = TopKSAE(16, 64, 4, seed=1).fit(X, epochs=1, batch_size=64, progress=False, seed=6)
-    assert not np.array_equal(c.W_enc, TopKSAE(16, 64, 4, seed=1).fit(X, epochs=1, batch_size=64, progress=False, seed=5).W_enc)
+    assert not np.array_equal(
+        c.W_enc, TopKSAE(16, 64, 4, seed=1).fit(X, epochs=1, batch_size=64, progress=False, seed=5).W_enc
+    )
 
 
 def test_fit_dense_backend_agrees():
@@ -178,7 +182,9 @@ def test_loss_path_is_one_body_over_the_kernels(dtype, monkeypatch):
     calls = []
     for name in ("sae_encode", "sparse_decode", "sparse_gather_dot", "sparse_scatter_rows"):
         fn = getattr(reference.core, name)
-        monkeypatch.setattr(reference.core, name, staticmethod(lambda *a, _f=fn, _n=name, **kw: calls.append(_n) or _f(*a, **kw)))
+        monkeypatch.setattr(
+            reference.core, name, staticmethod(lambda *a, _f=fn, _n=name, **kw: calls.append(_n) or _f(*a, **kw))
+        )
     ls, gs = loss_and_grads(P, batch, k, dead=dead, auxk=4)
     assert not calls
     ld, gd = loss_and_grads(P, batch, k, dead=dead, auxk=4, backend="dense")

@@ -124,7 +124,13 @@ def test_gram_and_gemm_topk_against_numpy():
     rng = np.random.default_rng(12)
     X = rng.standard_normal((10_000, 70))
     assert rel_err(_core.gram(X), X.T @ X) < 1e-12
-    assert rel_err(_core.gram(X.astype(np.float32)), X.astype(np.float32).astype(np.float64).T @ X.astype(np.float32).astype(np.float64)) < 1e-5
+    assert (
+        rel_err(
+            _core.gram(X.astype(np.float32)),
+            X.astype(np.float32).astype(np.float64).T @ X.astype(np.float32).astype(np.float64),
+        )
+        < 1e-5
+    )
     A, B = rng.standard_normal((57, 16)), rng.standard_normal((3000, 16))
     bias = rng.standard_normal(3000)
     vals, idx = _core.gemm_topk(A, B, 7, bias=bias)
@@ -356,7 +362,9 @@ def test_nonfinite_X_is_rejected_everywhere(bad):
         la.rayleigh_energy(np.ones((3, 6)), L2)
 
 
-@pytest.mark.parametrize("k,exc", [(0, ValueError), (-1, ValueError), (6, ValueError), (7, ValueError), (2.5, TypeError), (True, TypeError)])
+@pytest.mark.parametrize(
+    "k,exc", [(0, ValueError), (-1, ValueError), (6, ValueError), (7, ValueError), (2.5, TypeError), (True, TypeError)]
+)
 def test_bad_k(k, exc):
     with pytest.raises(exc, match="k"):
         la.feature_laplacian(np.random.default_rng(0).standard_normal((20, 6)), k)

@@ -22,9 +22,7 @@ _F = TypeVar("_F", np.float32, np.float64)
 
 # --- feature graph (rust/py/src/spectral.rs) ------------------------------------------------------
 
-def gram(
-    x: npt.NDArray[_Float], /, *, chunk_rows: int = ..., threads: int | None = None
-) -> npt.NDArray[np.float64]:
+def gram(x: npt.NDArray[_Float], /, *, chunk_rows: int = ..., threads: int | None = None) -> npt.NDArray[np.float64]:
     """XᵀX (F×F, float64) streamed over row chunks of x (N×F)."""
 
 def feature_topk(

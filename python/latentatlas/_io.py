@@ -64,9 +64,7 @@ _ST_DTYPES = {
 }  # fmt: skip
 
 
-def read_safetensors(
-    path: str | os.PathLike[str], names: tuple[str, ...] | None = None
-) -> dict[str, np.ndarray]:
+def read_safetensors(path: str | os.PathLike[str], names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
     """Tensors of a safetensors file as native-endian NumPy arrays (bfloat16 widened to float32).
 
     ``names`` selects tensors (a missing one is a KeyError naming the file and what it holds);

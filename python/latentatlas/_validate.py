@@ -23,9 +23,7 @@ def as_matrix(X: Any, name: str = "X", *, min_rows: int = 1, min_cols: int = 1) 
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
     if arr.ndim != 2:
-        raise ValueError(
-            f"{name} must be 2-D (n_samples, n_features), got {arr.ndim}-D with shape {arr.shape}"
-        )
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got {arr.ndim}-D with shape {arr.shape}")
     if arr.shape[0] < min_rows:
         raise ValueError(f"{name} must have at least {min_rows} row(s), got shape {arr.shape}")
     if arr.shape[1] < min_cols:

@@ -66,8 +66,30 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 # A full factorial design (3 age groups x 4 occupations x 2 temperaments = 24 personas), so that
 # personas differing in exactly one attribute exist for every attribute.
 _PERSONA_NAMES = (
-    "Liam", "Sofia", "Noah", "Mia", "Ethan", "Ava", "Lucas", "Chloe", "Mateo", "Grace", "Oscar", "Nora",
-    "Henry", "Clara", "Walter", "Edith", "Arthur", "Mabel", "George", "Ruth", "Frank", "Agnes", "Harold", "Irene",
+    "Liam",
+    "Sofia",
+    "Noah",
+    "Mia",
+    "Ethan",
+    "Ava",
+    "Lucas",
+    "Chloe",
+    "Mateo",
+    "Grace",
+    "Oscar",
+    "Nora",
+    "Henry",
+    "Clara",
+    "Walter",
+    "Edith",
+    "Arthur",
+    "Mabel",
+    "George",
+    "Ruth",
+    "Frank",
+    "Agnes",
+    "Harold",
+    "Irene",
 )
 _AGE_GROUPS = (("young", 24), ("middle-aged", 47), ("elderly", 74))
 _OCCUPATIONS = {
@@ -138,18 +160,20 @@ def persona_prompts() -> PersonaPrompts:
         for occupation, desc in _OCCUPATIONS.items():
             for temperament, mood in _TEMPERAMENTS.items():
                 name = _PERSONA_NAMES[i]
-                personas.append({
-                    "id": f"p{i + 1:02d}",
-                    "name": name,
-                    "age_group": age_group,
-                    "age": age + (i % 4),
-                    "occupation": occupation,
-                    "temperament": temperament,
-                    "system_prompt": (
-                        f"You are {name}, a {age + (i % 4)}-year-old {desc}. {mood} "
-                        "Stay in character and answer every question in the first person, in two or three sentences."
-                    ),
-                })
+                personas.append(
+                    {
+                        "id": f"p{i + 1:02d}",
+                        "name": name,
+                        "age_group": age_group,
+                        "age": age + (i % 4),
+                        "occupation": occupation,
+                        "temperament": temperament,
+                        "system_prompt": (
+                            f"You are {name}, a {age + (i % 4)}-year-old {desc}. {mood} "
+                            "Stay in character and answer every question in the first person, in two or three sentences."
+                        ),
+                    }
+                )
                 i += 1
     questions = [{"id": f"q{j + 1:02d}", "text": t} for j, t in enumerate(_NEUTRAL_QUESTIONS)]
     return PersonaPrompts(personas, questions)
@@ -226,7 +250,7 @@ def text_corpus(n: int = 20000, *, seed: int = 0) -> list[str]:
     out: list[str] = []
     seen: set[str] = set()
 
-    def add(texts: "list[str]") -> None:
+    def add(texts: list[str]) -> None:
         for t in texts:
             t = " ".join(str(t).split())
             if len(out) >= n:

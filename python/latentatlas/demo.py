@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -103,6 +104,8 @@ def register(sub: Any) -> None:
     """``latentatlas demo``: the main job."""
     d = sub.add_parser("demo", help="run the main job on the embedded default data and write HTML reports")
     d.add_argument("--out", default="out", help="output directory (default: %(default)s)")
-    d.add_argument("--k", type=int, default=8, help="neighbours per feature in the feature graph (default: %(default)s)")
+    d.add_argument(
+        "--k", type=int, default=8, help="neighbours per feature in the feature graph (default: %(default)s)"
+    )
     d.add_argument("--quiet", action="store_true", help="print nothing but errors")
     d.set_defaults(func=lambda a: demo(a.out, k=a.k, verbose=not a.quiet) and 0)

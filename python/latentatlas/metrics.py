@@ -10,7 +10,6 @@ from __future__ import annotations
 # The seed notebook's quantities: candidate minima are the items whose score lies in the bottom
 # quantile; a set is judged by its purity (ground-truth labels), its overlap with another set
 # (Jaccard) and its mean normalised energy ("mean λ").
-
 from typing import Any as _Any
 
 import numpy as np
@@ -119,7 +118,9 @@ def _retrieval_queries(run: dict[_Any, dict[_Any, float]], qrels: dict[_Any, dic
     return common
 
 
-def _per_query(run: dict[_Any, dict[_Any, float]], qrels: dict[_Any, dict[_Any, int]], k: int, kind: str) -> dict[_Any, float]:
+def _per_query(
+    run: dict[_Any, dict[_Any, float]], qrels: dict[_Any, dict[_Any, int]], k: int, kind: str
+) -> dict[_Any, float]:
     out: dict[_Any, float] = {}
     for q in _retrieval_queries(run, qrels, k):
         rel = {d for d, r in qrels[q].items() if r >= 1}
@@ -133,19 +134,25 @@ def _per_query(run: dict[_Any, dict[_Any, float]], qrels: dict[_Any, dict[_Any, 
     return out
 
 
-def mrr_at_k(run: dict[_Any, dict[_Any, float]], qrels: dict[_Any, dict[_Any, int]], k: int = 10, *, per_query: bool = False) -> _Any:
+def mrr_at_k(
+    run: dict[_Any, dict[_Any, float]], qrels: dict[_Any, dict[_Any, int]], k: int = 10, *, per_query: bool = False
+) -> _Any:
     """Mean reciprocal rank of the first relevant document within the top k (0 when none)."""
     pq = _per_query(run, qrels, k, "mrr")
     return pq if per_query else (float(np.mean(list(pq.values()))) if pq else 0.0)
 
 
-def precision_at_k(run: dict[_Any, dict[_Any, float]], qrels: dict[_Any, dict[_Any, int]], k: int = 10, *, per_query: bool = False) -> _Any:
+def precision_at_k(
+    run: dict[_Any, dict[_Any, float]], qrels: dict[_Any, dict[_Any, int]], k: int = 10, *, per_query: bool = False
+) -> _Any:
     """Mean fraction of relevant documents among the top k (divided by k, as trec_eval's P_k)."""
     pq = _per_query(run, qrels, k, "p")
     return pq if per_query else (float(np.mean(list(pq.values()))) if pq else 0.0)
 
 
-def recall_at_k(run: dict[_Any, dict[_Any, float]], qrels: dict[_Any, dict[_Any, int]], k: int = 10, *, per_query: bool = False) -> _Any:
+def recall_at_k(
+    run: dict[_Any, dict[_Any, float]], qrels: dict[_Any, dict[_Any, int]], k: int = 10, *, per_query: bool = False
+) -> _Any:
     """Mean fraction of each query's relevant documents found in the top k (trec_eval's recall_k)."""
     pq = _per_query(run, qrels, k, "r")
     return pq if per_query else (float(np.mean(list(pq.values()))) if pq else 0.0)

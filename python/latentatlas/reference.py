@@ -73,7 +73,11 @@ def _matrix(a: Any, name: str) -> np.ndarray:
 
 def _finite(a: np.ndarray, name: str) -> None:
     if a.size and not np.isfinite(a).all():
-        bad = np.flatnonzero(~np.isfinite(a).reshape(a.shape[0], -1).all(axis=1)) if a.ndim == 2 else np.flatnonzero(~np.isfinite(a))
+        bad = (
+            np.flatnonzero(~np.isfinite(a).reshape(a.shape[0], -1).all(axis=1))
+            if a.ndim == 2
+            else np.flatnonzero(~np.isfinite(a))
+        )
         raise ValueError(f"{name} contains NaN or infinity (first at row {int(bad[0])})")
 
 
@@ -150,9 +154,7 @@ def _feature_topk(
     return topk_rows(S, k)
 
 
-def _rayleigh_energy(
-    x: Any, indptr: Any, indices: Any, data: Any, /, *, threads: int | None = None
-) -> np.ndarray:
+def _rayleigh_energy(x: Any, indptr: Any, indices: Any, data: Any, /, *, threads: int | None = None) -> np.ndarray:
     x = _matrix(x, "X")
     _dtype_of("X", x)
     for name, a, dt in (("indptr", indptr, np.int64), ("indices", indices, np.int64), ("data", data, np.float64)):
@@ -249,9 +251,7 @@ def _codes(values: Any, indices: Any, n: int, vals_name: str, idx_name: str) -> 
     return values, idx
 
 
-def _sparse_decode(
-    values: Any, indices: Any, w: Any, /, *, bias: Any = None, threads: int | None = None
-) -> np.ndarray:
+def _sparse_decode(values: Any, indices: Any, w: Any, /, *, bias: Any = None, threads: int | None = None) -> np.ndarray:
     w = _matrix(w, "W")
     dt = _dtype_of("values, W and bias", values, w, bias)
     n, d = w.shape
@@ -328,7 +328,9 @@ def _adam_step(
     if not all(isinstance(a, np.ndarray) and a.flags.c_contiguous for a in (param, grad, m, v)):
         raise ValueError("param, grad, m and v must be C-contiguous arrays")
     if not param.size == grad.size == m.size == v.size:
-        raise ValueError(f"grad: param, grad, m and v must have one length, got {param.size}, {grad.size}, {m.size}, {v.size}")
+        raise ValueError(
+            f"grad: param, grad, m and v must have one length, got {param.size}, {grad.size}, {m.size}, {v.size}"
+        )
     if step < 1:
         raise ValueError("step: expected a 1-based step number")
     _finite(grad.reshape(-1), "grad")

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import plotly.graph_objects as go
 import plotly.io as pio

@@ -204,7 +204,7 @@ class SpectralEnergy(BaseEstimator):
         self.normalized = normalized
         self.threads = threads
 
-    def fit(self, X: Any, y: Any = None) -> "SpectralEnergy":
+    def fit(self, X: Any, y: Any = None) -> SpectralEnergy:
         """Build the feature graph and Laplacian of X (n_samples, n_features). ``y`` is ignored."""
         X = as_matrix(X, "X")
         self.graph_ = feature_graph(X, self.k, weights=self.weights, threads=self.threads)
@@ -227,9 +227,7 @@ class SpectralEnergy(BaseEstimator):
             return self._energy_fit.copy()
         X = as_matrix(X, "X")
         if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but SpectralEnergy was fitted with {self.n_features_in_}"
-            )
+            raise ValueError(f"X has {X.shape[1]} features, but SpectralEnergy was fitted with {self.n_features_in_}")
         return rayleigh_energy(X, self.laplacian_, threads=self.threads)
 
     def normalized_energy(self, X: Any = None) -> np.ndarray:

@@ -15,9 +15,10 @@ Nothing here knows what the states are used for (see :mod:`latentatlas.personas.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -139,7 +140,9 @@ class GGUFBackend:
     'The capital of France is Paris.'
     """
 
-    def __init__(self, path: str | Path | None = None, *, model_name: str | None = None, threads: int | None = 1) -> None:
+    def __init__(
+        self, path: str | Path | None = None, *, model_name: str | None = None, threads: int | None = 1
+    ) -> None:
         threads = check_threads(threads)
         self.path = default_gguf_path() if path is None else Path(path)
         contents = load_gguf(self.path)
@@ -205,8 +208,15 @@ class GGUFBackend:
         """Batched decoding on token ids (see :meth:`LlamaModel.generate`); stops at end-of-turn tokens."""
         rng = np.random.default_rng(seed) if temperature > 0 else None
         with self._limit():
-            return self.model.generate(prompts, max_new_tokens, eos_ids=self.eos_ids, use_cache=use_cache,
-                                       return_hidden=return_hidden, temperature=temperature, rng=rng)
+            return self.model.generate(
+                prompts,
+                max_new_tokens,
+                eos_ids=self.eos_ids,
+                use_cache=use_cache,
+                return_hidden=return_hidden,
+                temperature=temperature,
+                rng=rng,
+            )
 
     def generate(
         self,
@@ -219,8 +229,9 @@ class GGUFBackend:
     ) -> str:
         """The model's answer to a chat (greedy unless ``temperature > 0``)."""
         check_max_new_tokens(max_new_tokens)
-        out, _ = self.generate_ids([self.encode_chat(messages)], max_new_tokens, use_cache=use_cache,
-                                   temperature=temperature, seed=seed)
+        out, _ = self.generate_ids(
+            [self.encode_chat(messages)], max_new_tokens, use_cache=use_cache, temperature=temperature, seed=seed
+        )
         return self.decode(self._strip_eos(out[0]))
 
     def hidden_states(self, messages: Sequence[Mapping[str, str]], answer: str | None = None) -> HiddenStates:
@@ -259,8 +270,13 @@ def _hidden(states: np.ndarray, ids: np.ndarray, n_prompt: int, answer: str) -> 
     t = len(ids)
     pm = np.zeros(t, bool)
     pm[:n_prompt] = True
-    return HiddenStates(states=np.ascontiguousarray(states, dtype=np.float32), prompt_mask=pm,
-                        answer_mask=~pm, token_ids=ids, answer=answer)
+    return HiddenStates(
+        states=np.ascontiguousarray(states, dtype=np.float32),
+        prompt_mask=pm,
+        answer_mask=~pm,
+        token_ids=ids,
+        answer=answer,
+    )
 
 
 # --------------------------------------------------------------------------- transformers backend
@@ -287,7 +303,9 @@ class TransformersBackend:
     final norm), stacked to (num_layers, seq_len, hidden_size).
     """
 
-    def __init__(self, model: Any, tokenizer: Any = None, *, model_name: str | None = None, **from_pretrained: Any) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any = None, *, model_name: str | None = None, **from_pretrained: Any
+    ) -> None:
         torch = import_optional("torch", feature=_TRANSFORMERS_FEATURE)
         transformers = import_optional("transformers", feature=_TRANSFORMERS_FEATURE)
         if isinstance(model, (str, Path)):
@@ -335,10 +353,15 @@ class TransformersBackend:
 
         ids = torch.tensor([prompt], device=self.device)
         with torch.no_grad():
-            out = self.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                                      do_sample=False, eos_token_id=self._eos(),
-                                      pad_token_id=self.tokenizer.pad_token_id or self._eos()[0])
-        new = [int(t) for t in out[0, len(prompt):]]
+            out = self.model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                eos_token_id=self._eos(),
+                pad_token_id=self.tokenizer.pad_token_id or self._eos()[0],
+            )
+        new = [int(t) for t in out[0, len(prompt) :]]
         eos = set(self._eos())
         if new and new[-1] in eos:
             new = new[:-1]
@@ -374,6 +397,12 @@ class TransformersBackend:
             prompt = self.encode_chat(m)
             new = self._generate_ids(prompt, max_new_tokens) if max_new_tokens > 0 else []
             ids = prompt + new
-            res.append(_hidden(self._states(ids), np.asarray(ids, np.int64), len(prompt),
-                               self.tokenizer.decode(new, skip_special_tokens=True)))
+            res.append(
+                _hidden(
+                    self._states(ids),
+                    np.asarray(ids, np.int64),
+                    len(prompt),
+                    self.tokenizer.decode(new, skip_special_tokens=True),
+                )
+            )
         return res

@@ -13,7 +13,8 @@ natively, including the template's default system prompt; any other template is 
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .._optional import import_optional
 
@@ -36,13 +37,15 @@ def build_tokenizer(meta: Mapping[str, Any]) -> Any:
     """
     tk = import_optional("tokenizers", feature="the GGUF tokenizer")
     AddedToken, Tokenizer, decoders, models, pre_tokenizers = (
-        tk.AddedToken, tk.Tokenizer, tk.decoders, tk.models, tk.pre_tokenizers
+        tk.AddedToken,
+        tk.Tokenizer,
+        tk.decoders,
+        tk.models,
+        tk.pre_tokenizers,
     )
 
     if meta.get("model") != "gpt2":
-        raise ValueError(
-            f"tokenizer.ggml.model is {meta.get('model')!r}; only byte-level BPE ('gpt2') is supported"
-        )
+        raise ValueError(f"tokenizer.ggml.model is {meta.get('model')!r}; only byte-level BPE ('gpt2') is supported")
     tokens = list(meta["tokens"])
     vocab = {t: i for i, t in enumerate(tokens)}
     merges = [tuple(m.split(" ", 1)) for m in meta["merges"]]
@@ -50,17 +53,13 @@ def build_tokenizer(meta: Mapping[str, Any]) -> Any:
     tok = Tokenizer(bpe)
     byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     if meta.get("pre") in _DIGIT_SPLIT_PRE:
-        tok.pre_tokenizer = pre_tokenizers.Sequence(
-            [pre_tokenizers.Digits(individual_digits=True), byte_level]
-        )
+        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
     else:
         tok.pre_tokenizer = byte_level
     tok.decoder = decoders.ByteLevel()
     types = list(meta.get("token_types") or [])
-    special = [AddedToken(tokens[i], special=True, normalized=False)
-               for i, t in enumerate(types) if t == _CONTROL]
-    added = [AddedToken(tokens[i], special=False, normalized=False)
-             for i, t in enumerate(types) if t == _USER_DEFINED]
+    special = [AddedToken(tokens[i], special=True, normalized=False) for i, t in enumerate(types) if t == _CONTROL]
+    added = [AddedToken(tokens[i], special=False, normalized=False) for i, t in enumerate(types) if t == _USER_DEFINED]
     if special:
         tok.add_special_tokens(special)
     if added:
@@ -116,8 +115,10 @@ class ChatTemplate:
             sandbox = import_optional("jinja2.sandbox", feature=_JINJA_FEATURE)
             env = sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
             return env.from_string(self.template).render(
-                messages=msgs, add_generation_prompt=add_generation_prompt,
-                bos_token="", eos_token="",
+                messages=msgs,
+                add_generation_prompt=add_generation_prompt,
+                bos_token="",
+                eos_token="",
             )
         parts = []
         if self.default_system is not None and msgs[0]["role"] != "system":

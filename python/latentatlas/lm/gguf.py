@@ -74,9 +74,7 @@ def unpermute_qk(w: np.ndarray, n_heads: int) -> np.ndarray:
     """
     out, inp = w.shape
     head_dim = out // n_heads
-    return np.ascontiguousarray(
-        w.reshape(n_heads, head_dim // 2, 2, inp).swapaxes(1, 2).reshape(out, inp)
-    )
+    return np.ascontiguousarray(w.reshape(n_heads, head_dim // 2, 2, inp).swapaxes(1, 2).reshape(out, inp))
 
 
 def _field(reader: Any, key: str, default: Any = None) -> Any:
@@ -175,9 +173,7 @@ def load_gguf(path: str | Path) -> GGUFContents:
         )
     # Tied embeddings (SmolLM2): no output.weight, the LM head reuses token_embd.
     lm_head = tensor("output.weight") if "output.weight" in tensors else embed
-    weights = LlamaWeights(
-        embed=embed, layers=layers, final_norm=tensor("output_norm.weight"), lm_head=lm_head
-    )
+    weights = LlamaWeights(embed=embed, layers=layers, final_norm=tensor("output_norm.weight"), lm_head=lm_head)
     weights.check(config)
     tok_meta = {
         "model": _field(reader, "tokenizer.ggml.model"),

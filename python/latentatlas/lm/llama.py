@@ -104,7 +104,7 @@ class KVCache:
         self.valid = np.zeros((batch, 0), bool)
         self.positions = np.zeros(batch, np.int64)
 
-    def copy_prefix(self, other: "KVCache") -> None:
+    def copy_prefix(self, other: KVCache) -> None:
         """Start every sequence of this (empty) cache with the single sequence held by ``other``."""
         if self.length or other.batch != 1:
             raise ValueError("copy_prefix needs an empty cache and a batch-1 source")
@@ -170,8 +170,7 @@ class LlamaModel:
     def _rope(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """cos, sin of shape (batch, T, 1, head_dim/2) for integer positions (batch, T)."""
         ang = positions[..., None].astype(np.float64) * self._inv_freq
-        return (np.cos(ang).astype(np.float32)[:, :, None, :],
-                np.sin(ang).astype(np.float32)[:, :, None, :])
+        return (np.cos(ang).astype(np.float32)[:, :, None, :], np.sin(ang).astype(np.float32)[:, :, None, :])
 
     @staticmethod
     def _apply_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:

@@ -13,7 +13,8 @@ cubic-spline lookup instead of an O(N) sum.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import numpy as np
 
@@ -118,7 +119,6 @@ def basin_hopping_score(X2d: Any, **kwargs: Any) -> tuple[np.ndarray, np.ndarray
     minimum). Keyword arguments are those of :func:`basin_hopping_minima`.
     """
     from scipy.spatial import cKDTree
-
 
     X = as_view(X2d)
     minima, _ = basin_hopping_minima(X, **kwargs)

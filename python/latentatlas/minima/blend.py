@@ -23,8 +23,9 @@ both modes (``notebook_compat=True`` also forces the exact KDE and dense diffusi
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -224,7 +225,6 @@ def compare(
     """
     from sklearn.decomposition import PCA
     from tqdm.auto import tqdm
-
 
     X = as_matrix(X, "X")
     n, f = X.shape

@@ -71,9 +71,15 @@ def register(sub: Any) -> None:
     p.add_argument("--out", default="atlas.html", help="HTML report path (default: %(default)s)")
     p.add_argument("--labels", help="ground-truth labels: .npy or a text file with one label per line")
     p.add_argument("--key", help="array name inside a .npz/.safetensors file holding several")
-    p.add_argument("--alpha", type=float, default=0.5, help="blend weight of the vanilla score, in [0, 1] (default: %(default)s)")
-    p.add_argument("--k", type=int, default=8, help="neighbours per feature in the feature graph (default: %(default)s)")
-    p.add_argument("--quantile", type=float, default=0.10, help="minima = bottom quantile of each score (default: %(default)s)")
+    p.add_argument(
+        "--alpha", type=float, default=0.5, help="blend weight of the vanilla score, in [0, 1] (default: %(default)s)"
+    )
+    p.add_argument(
+        "--k", type=int, default=8, help="neighbours per feature in the feature graph (default: %(default)s)"
+    )
+    p.add_argument(
+        "--quantile", type=float, default=0.10, help="minima = bottom quantile of each score (default: %(default)s)"
+    )
     p.add_argument("--seed", type=int, default=42, help="seed of the basin-hopping starts (default: %(default)s)")
     p.add_argument(
         "--notebook-compat",

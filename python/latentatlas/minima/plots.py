@@ -150,7 +150,10 @@ def basin_overlay(
         mn = np.asarray(minima, dtype=np.float64).reshape(-1, 2)
         fig.add_trace(
             go.Scatter(
-                x=mn[:, 0], y=mn[:, 1], mode="markers", name="basin-hopping minima",
+                x=mn[:, 0],
+                y=mn[:, 1],
+                mode="markers",
+                name="basin-hopping minima",
                 marker=dict(symbol="x", size=13, color="black"),
             )
         )
@@ -188,7 +191,9 @@ def alpha_sweep_chart(sweep: Any, metric: str = "purity", *, title: str | None =
     fig = go.Figure()
     for name in dict.fromkeys(r["method"] for r in sweep):
         pts = [r for r in sweep if r["method"] == name]
-        fig.add_trace(go.Scatter(x=[r["alpha"] for r in pts], y=[r[metric] for r in pts], mode="lines+markers", name=name))
+        fig.add_trace(
+            go.Scatter(x=[r["alpha"] for r in pts], y=[r[metric] for r in pts], mode="lines+markers", name=name)
+        )
     label = "purity" if metric == "purity" else "mean λ"
     fig.update_layout(
         title=title or f"{label} of the blended minima vs alpha (alpha = 1: vanilla only)",
@@ -207,8 +212,15 @@ def jaccard_heatmap(matrix: Any, names: Any, *, title: str = "Jaccard overlap of
         raise ValueError(f"matrix must have shape ({len(names)}, {len(names)}), got {M.shape}")
     fig = go.Figure(
         go.Heatmap(
-            z=M, x=names, y=names, colorscale="Blues", zmin=0, zmax=1,
-            text=np.round(M, 3), texttemplate="%{text}", colorbar=dict(title="Jaccard"),
+            z=M,
+            x=names,
+            y=names,
+            colorscale="Blues",
+            zmin=0,
+            zmax=1,
+            text=np.round(M, 3),
+            texttemplate="%{text}",
+            colorbar=dict(title="Jaccard"),
         )
     )
     fig.update_layout(title=title, template=TEMPLATE, yaxis_autorange="reversed")

@@ -41,7 +41,11 @@ def _subsample(n: int, max_points: int) -> np.ndarray:
 
 def _table_html(res: MinimaComparison) -> str:
     has_p = res.labels is not None
-    head = "<tr><th>method</th>" + ("<th>purity</th>" if has_p else "") + "<th>Jaccard w/ Spectral</th><th>mean λ</th></tr>"
+    head = (
+        "<tr><th>method</th>"
+        + ("<th>purity</th>" if has_p else "")
+        + "<th>Jaccard w/ Spectral</th><th>mean λ</th></tr>"
+    )
     body = []
     for r in res.rows:
         p = f"<td>{r['purity']:.3f}</td>" if has_p else ""
@@ -95,11 +99,7 @@ def atlas_sections(res: MinimaComparison, *, name: str = "data", max_points: int
                 score_scatter(view, res.scores[m][idx], res.masks[m][idx], title=f"{m} (alpha = {res.alpha})")
                 for m in ("KDE + Spectral", "DiffMaps + Spectral", "BasinHop + Spectral")
             ]
-            + [
-                basin_overlay(
-                    view, res.masks["BasinHop"][idx], res.masks["BasinHop + Spectral"][idx], res.minima
-                )
-            ],
+            + [basin_overlay(view, res.masks["BasinHop"][idx], res.masks["BasinHop + Spectral"][idx], res.minima)],
         ),
         (
             "Alpha sweep",
@@ -180,7 +180,9 @@ def demo_chapter(out: Path, *, verbose: bool = True) -> list[Section]:
             )
         )
     Xd, yd = digits()
-    runs.append(("scikit-learn digits (1797×64), default mode", "atlas_digits.html", compare(Xd, yd, rng=42, progress=verbose)))
+    runs.append(
+        ("scikit-learn digits (1797×64), default mode", "atlas_digits.html", compare(Xd, yd, rng=42, progress=verbose))
+    )
     for label, fname, res in runs:
         path = write_atlas(res, out / fname, name=label, title=f"Local minima atlas — {label}")
         text = res.table()

@@ -23,8 +23,9 @@ single-threaded BLAS, which is what keeps 1,000 personas x 42 layers x 3,584 hid
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -110,9 +111,7 @@ def as_layered_samples(samples: Any) -> LayeredSamples:
     vectors = getattr(samples, "vectors", samples)
     arr = _to_numpy(vectors)
     if arr.ndim != 3:
-        raise ValueError(
-            f"samples must have shape (n_personas, num_layers, hidden_size), got shape {arr.shape}"
-        )
+        raise ValueError(f"samples must have shape (n_personas, num_layers, hidden_size), got shape {arr.shape}")
     if 0 in arr.shape:
         raise ValueError(f"samples must not be empty, got shape {arr.shape}")
     n = arr.shape[0]
@@ -190,9 +189,7 @@ def _resolve_personas(store: Any, variants: list[str], persona_ids: Sequence[str
         persona_ids = store.list_personas(variants)
     persona_ids = list(persona_ids)
     if not persona_ids:
-        raise FileNotFoundError(
-            f"No personas found for {store.model!r} / {variants!r} / {store.mask_strategy!r}"
-        )
+        raise FileNotFoundError(f"No personas found for {store.model!r} / {variants!r} / {store.mask_strategy!r}")
     if len(set(persona_ids)) != len(persona_ids):
         raise ValueError("persona_ids contains duplicates")
     return persona_ids
@@ -469,7 +466,9 @@ def _gram_pca(x: np.ndarray, n_components: int, *, spectrum: bool = True) -> tup
     return (xc64 @ comps) * signs, ratio
 
 
-def project_pca(samples: Any, n_components: int = 2, *, normalize: bool = True, random_state: int | None = 0) -> np.ndarray:
+def project_pca(
+    samples: Any, n_components: int = 2, *, normalize: bool = True, random_state: int | None = 0
+) -> np.ndarray:
     """PCA coordinates (n_samples, n_components) of centred (+ L2-normalised) rows.
 
     Exact (eigen-decomposition of the Gram matrix), equal to
@@ -533,7 +532,9 @@ def _check_n_clusters(n_clusters: Any, n: int) -> int:
     return check_int(n_clusters, "n_clusters", high=n, what="n_samples")
 
 
-def cluster_kmeans(samples: Any, n_clusters: int, *, seed: int = 0, center: bool = True, normalize: bool = True) -> np.ndarray:
+def cluster_kmeans(
+    samples: Any, n_clusters: int, *, seed: int = 0, center: bool = True, normalize: bool = True
+) -> np.ndarray:
     """K-means labels (n_samples,) of centred + unit rows (``n_init="auto"``, ``random_state=seed``)."""
     from sklearn.cluster import KMeans
 
@@ -664,8 +665,13 @@ def layered_analysis(
     def run(i: int) -> int:
         layer = sel[i]
         S, c, r = _analyse_layer(
-            v[:, layer, :], similarity=similarity, pca=pca, center=center, normalize=normalize,
-            k=int(n_components), spectrum=pca and layer in want_spec,
+            v[:, layer, :],
+            similarity=similarity,
+            pca=pca,
+            center=center,
+            normalize=normalize,
+            k=int(n_components),
+            spectrum=pca and layer in want_spec,
         )
         if sims is not None:
             sims[i] = S
@@ -691,7 +697,9 @@ def layered_analysis(
     return LayeredAnalysis(sel, sims, coords, ratios, {layer: spectra[layer] for layer in sel if layer in spectra})
 
 
-def layered_similarity(samples: Any, layers: Iterable[int] | None = None, *, center: bool = True, progress: bool = False) -> np.ndarray:
+def layered_similarity(
+    samples: Any, layers: Iterable[int] | None = None, *, center: bool = True, progress: bool = False
+) -> np.ndarray:
     """Centred cosine similarity of every selected layer: (n_layers, n, n) float32."""
     return layered_analysis(samples, layers, similarity=True, pca=False, center=center, progress=progress).similarity  # type: ignore[return-value]
 
@@ -705,7 +713,9 @@ def layered_pca(
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """PCA of every selected layer: coords (n_layers, n, k) and the kept components' ratios (n_layers, k)."""
-    res = layered_analysis(samples, layers, n_components=n_components, similarity=False, pca=True, normalize=normalize, progress=progress)
+    res = layered_analysis(
+        samples, layers, n_components=n_components, similarity=False, pca=True, normalize=normalize, progress=progress
+    )
     return res.pca, res.explained_variance_ratio  # type: ignore[return-value]
 
 
@@ -753,4 +763,3 @@ def persona_spectral_energy(
         L = feature_laplacian(x, k, normalized=normalized, threads=threads)
         out[i] = rayleigh_energy(x, L, threads=threads)
     return out
-

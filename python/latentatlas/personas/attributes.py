@@ -16,7 +16,8 @@ attributes, for examples and tests that need no language model.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,9 @@ def attribute_display_label(persona_dataset: Any, attribute_name: str) -> str:
     return f"{attribute_name} ({info.get('kind', 'unknown')}{suffix})"
 
 
-def categorical_attribute_labels(values: Iterable[object], max_categories: int = DEFAULT_MAX_ATTRIBUTE_CATEGORIES) -> list[str]:
+def categorical_attribute_labels(
+    values: Iterable[object], max_categories: int = DEFAULT_MAX_ATTRIBUTE_CATEGORIES
+) -> list[str]:
     """String labels, the ``max_categories`` most frequent kept, the rest collapsed to ``"Other"``."""
     values = list(values)
     counts = Counter(values)
@@ -86,7 +89,11 @@ def attribute_color_kwargs(
     values = list(persona_dataset.attribute_values(attribute_name, list(persona_ids)))
     kind = info.get("kind")
     if kind == "numeric":
-        return {"color_values": [float(v) for v in values], "color_label": attribute_name, "colorscale": numeric_colorscale}
+        return {
+            "color_values": [float(v) for v in values],
+            "color_label": attribute_name,
+            "colorscale": numeric_colorscale,
+        }
     if kind == "ordinal":
         ordered = list(info["ordered_values"])
         ranks = {v: i for i, v in enumerate(ordered)}
@@ -179,8 +186,38 @@ _EDUCATION = ("primary", "secondary", "bachelor", "master", "doctorate")
 _PERSONALITY = ("introvert", "extrovert", "ambivert")
 _INCOME = ("low", "lower-middle", "upper-middle", "high")
 _AGE_GROUPS = ("18-29", "30-44", "45-59", "60+")
-_FIRST = ("Ada", "Bram", "Chen", "Dalia", "Emeka", "Freya", "Gus", "Hana", "Ivo", "Juno", "Kofi", "Lena", "Mateo", "Nia", "Omar", "Priya")
-_LAST = ("Ames", "Brandt", "Costa", "Dube", "Eriksen", "Fujita", "Garcia", "Haddad", "Ivanova", "Jensen", "Kaur", "Lopez")
+_FIRST = (
+    "Ada",
+    "Bram",
+    "Chen",
+    "Dalia",
+    "Emeka",
+    "Freya",
+    "Gus",
+    "Hana",
+    "Ivo",
+    "Juno",
+    "Kofi",
+    "Lena",
+    "Mateo",
+    "Nia",
+    "Omar",
+    "Priya",
+)
+_LAST = (
+    "Ames",
+    "Brandt",
+    "Costa",
+    "Dube",
+    "Eriksen",
+    "Fujita",
+    "Garcia",
+    "Haddad",
+    "Ivanova",
+    "Jensen",
+    "Kaur",
+    "Lopez",
+)
 
 
 def synthetic_persona_dataset(n: int = 60, seed: int = 0) -> PersonaAttributeTable:
@@ -239,12 +276,22 @@ def synthetic_persona_vectors(
     dc = rng.normal(0.0, 4.0, size=(num_layers, hidden_size))
     depth = np.linspace(0.15, 1.0, num_layers)
     out = dc[None] + noise * rng.standard_normal((n, num_layers, hidden_size))
-    weights = {"occupation": 1.6, "region": 1.1, "education": 0.7, "personality": 0.5, "income_bracket": 0.5, "age_group": 0.3}
+    weights = {
+        "occupation": 1.6,
+        "region": 1.1,
+        "education": 0.7,
+        "personality": 0.5,
+        "income_bracket": 0.5,
+        "age_group": 0.3,
+    }
     for attr, w in weights.items():
         if attr not in fields:
             continue
         vals = dataset.attribute_values(attr, ids)
-        dirs = {v: rng.standard_normal((num_layers, hidden_size)) / np.sqrt(hidden_size) * 6 for v in sorted(set(map(str, vals)))}
+        dirs = {
+            v: rng.standard_normal((num_layers, hidden_size)) / np.sqrt(hidden_size) * 6
+            for v in sorted(set(map(str, vals)))
+        }
         # the attribute's weight peaks at a different depth per attribute
         peak = rng.uniform(0.4, 1.0)
         profile = w * np.exp(-((depth - peak) ** 2) / 0.18) * depth

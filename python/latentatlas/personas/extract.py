@@ -17,9 +17,10 @@ import hashlib
 import json
 import shutil
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -183,7 +184,9 @@ def extract_persona_vectors(
     if store is None:
         store = PersonaVectorStore(backend.model_name, mask_strategy=mask_strategy, root=root)
     elif getattr(store, "mask_strategy", mask_strategy) != mask_strategy:
-        raise ValueError(f"store has mask_strategy {store.mask_strategy!r} but mask_strategy={mask_strategy!r} was requested")
+        raise ValueError(
+            f"store has mask_strategy {store.mask_strategy!r} but mask_strategy={mask_strategy!r} was requested"
+        )
     done: set[str] = set()
     if skip_existing:
         mpath = Path(store.variant_dir(variant)) / "manifest.json"
@@ -198,7 +201,9 @@ def extract_persona_vectors(
             ids_out.append(p["id"])
             vecs.append(store.load(variant, p["id"]))
             continue
-        chats = [[{"role": "system", "content": p["system_prompt"]}, {"role": "user", "content": q["text"]}] for q in qlist]
+        chats = [
+            [{"role": "system", "content": p["system_prompt"]}, {"role": "user", "content": q["text"]}] for q in qlist
+        ]
         total = np.zeros((backend.num_layers, backend.hidden_size))
         used: list[str] = []
         for s in range(0, len(chats), batch_size):
@@ -217,8 +222,9 @@ def extract_persona_vectors(
         store.save(variant, p["id"], vec, name=p["name"], sample_ids=used)
         ids_out.append(p["id"])
         vecs.append(vec)
-    return ExtractionResult(store=store, variant=variant, persona_ids=ids_out,
-                            vectors=np.stack(vecs).astype(np.float32), answers=answers)
+    return ExtractionResult(
+        store=store, variant=variant, persona_ids=ids_out, vectors=np.stack(vecs).astype(np.float32), answers=answers
+    )
 
 
 # ------------------------------------------------------------------------- signal measurement
@@ -270,8 +276,13 @@ def attribute_recovery(
     ari = float(adjusted_rand_score(lab, pred))
     rng = np.random.default_rng(seed)
     null = np.array([adjusted_rand_score(rng.permutation(lab), pred) for _ in range(n_shuffles)])
-    return {"ari": ari, "chance_mean": float(null.mean()), "chance_std": float(null.std()),
-            "p_value": float((1 + np.sum(null >= ari)) / (1 + n_shuffles)), "k": float(k)}
+    return {
+        "ari": ari,
+        "chance_mean": float(null.mean()),
+        "chance_std": float(null.std()),
+        "p_value": float((1 + np.sum(null >= ari)) / (1 + n_shuffles)),
+        "k": float(k),
+    }
 
 
 # --------------------------------------------------------------------------------- demo store
@@ -321,9 +332,17 @@ def demo_store(cache_dir: Path, *, verbose: bool = True) -> tuple[Any, str]:
     if verbose:
         print(f"personas: extracting {len(personas)} persona vectors with {path.name} (NumPy, cached afterwards)")
     backend = GGUFBackend(path, model_name=DEFAULT_GGUF_MODEL_NAME)
-    res = extract_persona_vectors(backend, personas, questions, mask_strategy="answer_mean",
-                                  max_new_tokens=_DEMO_MAX_NEW_TOKENS, store=store, variant=_DEMO_VARIANT,
-                                  skip_existing=resume, progress=verbose)
+    res = extract_persona_vectors(
+        backend,
+        personas,
+        questions,
+        mask_strategy="answer_mean",
+        max_new_tokens=_DEMO_MAX_NEW_TOKENS,
+        store=store,
+        variant=_DEMO_VARIANT,
+        skip_existing=resume,
+        progress=verbose,
+    )
     answers_path = cache_dir / "demo_answers.json"
     old = json.loads(answers_path.read_text()) if resume and answers_path.is_file() else {}
     atomic_write_text(answers_path, json.dumps({**old, **res.answers}, indent=1))

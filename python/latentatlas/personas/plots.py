@@ -12,8 +12,9 @@ array ``(n_personas, num_layers, hidden_size)``.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal, cast
 
 import numpy as np
 import plotly.graph_objects as go
@@ -56,7 +57,10 @@ def _layer_controls(layers: Sequence[int], *, duration: int = 500) -> dict[str, 
         dict(
             method="animate",
             label=str(layer),
-            args=[[_frame_name(layer)], dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))],
+            args=[
+                [_frame_name(layer)],
+                dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0)),
+            ],
         )
         for layer in layers
     ]
@@ -76,12 +80,23 @@ def _layer_controls(layers: Sequence[int], *, duration: int = 500) -> dict[str, 
                     dict(
                         label="▶ Play",
                         method="animate",
-                        args=[None, dict(frame=dict(duration=duration, redraw=True), fromcurrent=True, transition=dict(duration=0), mode="immediate")],
+                        args=[
+                            None,
+                            dict(
+                                frame=dict(duration=duration, redraw=True),
+                                fromcurrent=True,
+                                transition=dict(duration=0),
+                                mode="immediate",
+                            ),
+                        ],
                     ),
                     dict(
                         label="❚❚ Pause",
                         method="animate",
-                        args=[[None], dict(frame=dict(duration=0, redraw=False), transition=dict(duration=0), mode="immediate")],
+                        args=[
+                            [None],
+                            dict(frame=dict(duration=0, redraw=False), transition=dict(duration=0), mode="immediate"),
+                        ],
                     ),
                 ],
             )
@@ -143,8 +158,17 @@ class LayeredProjectionData:
         n, n_components = first
         n_components = _check_n_components(n_components)
         ranges = {layer: tuple(axis_range(c[:, a]) for a in range(n_components)) for layer, c in coords.items()}
-        return cls(kind, tuple(coords), n_components, bool(normalize), int(graph_n_neighbors), int(n), coords, ranges,
-                   dict(graph_edges or {}))
+        return cls(
+            kind,
+            tuple(coords),
+            n_components,
+            bool(normalize),
+            int(graph_n_neighbors),
+            int(n),
+            coords,
+            ranges,
+            dict(graph_edges or {}),
+        )
 
 
 def _check_kind(kind: str, *, similarity: bool) -> None:
@@ -221,8 +245,9 @@ def _projection_data(
         it = _analysis.progress_iter(sel, progress, kind, len(sel))
         layer_coords = {layer: np.asarray(fn(s.vectors[:, layer, :], n_components, **kw)) for layer in it}
     edges = {layer: _knn_edges(s.vectors[:, layer, :], graph_n_neighbors) for layer in sel} if graph_overlay else {}
-    return LayeredProjectionData.from_coords(kind, layer_coords, normalize=eff_norm, graph_edges=edges,
-                                             graph_n_neighbors=graph_n_neighbors)
+    return LayeredProjectionData.from_coords(
+        kind, layer_coords, normalize=eff_norm, graph_edges=edges, graph_n_neighbors=graph_n_neighbors
+    )
 
 
 def prepare_kmeans_groups(
@@ -258,14 +283,30 @@ def _kmeans_groups(
         return lab(_analysis.cluster_kmeans(x, n_clusters, seed=cluster_seed, center=False, normalize=False))
     if cluster_mode == "first_layer":
         return lab(_analysis.cluster_kmeans(s.vectors[:, sel[0], :], n_clusters, seed=cluster_seed))
-    return {layer: lab(_analysis.cluster_kmeans(s.vectors[:, layer, :], n_clusters, seed=cluster_seed)) for layer in sel}
+    return {
+        layer: lab(_analysis.cluster_kmeans(s.vectors[:, layer, :], n_clusters, seed=cluster_seed)) for layer in sel
+    }
 
 
-def _validate_projection_data(pd_: LayeredProjectionData, *, kind: str, layers: list[int], n_components: int, normalize: bool, graph_overlay: bool, n: int) -> None:
+def _validate_projection_data(
+    pd_: LayeredProjectionData,
+    *,
+    kind: str,
+    layers: list[int],
+    n_components: int,
+    normalize: bool,
+    graph_overlay: bool,
+    n: int,
+) -> None:
     if not isinstance(pd_, LayeredProjectionData):
         raise TypeError(f"projection_data must come from prepare_layered_projection_data, got {type(pd_).__name__}")
-    checks = [("kind", pd_.kind, kind), ("layers", list(pd_.layers), layers), ("n_components", pd_.n_components, n_components),
-              ("normalize", pd_.normalize, normalize), ("n_samples", pd_.n_samples, n)]
+    checks = [
+        ("kind", pd_.kind, kind),
+        ("layers", list(pd_.layers), layers),
+        ("n_components", pd_.n_components, n_components),
+        ("normalize", pd_.normalize, normalize),
+        ("n_samples", pd_.n_samples, n),
+    ]
     for what, got, want in checks:
         if got != want:
             raise ValueError(f"projection_data {what} must match the requested {what}; got {got!r} and {want!r}")
@@ -296,8 +337,18 @@ def _per_layer(values: Any, layers: list[int], n: int, what: str, cast: Any) -> 
 class _Coloring:
     """Builds each layer's point traces; the trace count is the same in every frame."""
 
-    def __init__(self, layers: list[int], n: int, *, groups: Any, color_values: Any, color_label: str, colorscale: str,
-                 tickvals: Any, ticktext: Any) -> None:
+    def __init__(
+        self,
+        layers: list[int],
+        n: int,
+        *,
+        groups: Any,
+        color_values: Any,
+        color_label: str,
+        colorscale: str,
+        tickvals: Any,
+        ticktext: Any,
+    ) -> None:
         self.mode = "single"
         if color_values is not None:
             self.mode = "numeric"
@@ -310,7 +361,14 @@ class _Coloring:
                 cb["tickvals"] = list(tickvals)
             if ticktext is not None:
                 cb["ticktext"] = list(ticktext)
-            self.marker = dict(colorscale=colorscale, cmin=float(allv.min()), cmax=float(allv.max()), colorbar=cb, showscale=True, size=8)
+            self.marker = dict(
+                colorscale=colorscale,
+                cmin=float(allv.min()),
+                cmax=float(allv.max()),
+                colorbar=cb,
+                showscale=True,
+                size=8,
+            )
             self.label = color_label
         elif groups is not None:
             self.groups = _per_layer(groups, layers, n, "groups", str)
@@ -327,8 +385,15 @@ def _points(coords: np.ndarray, idx: np.ndarray, n_components: int, webgl: bool,
     return (go.Scattergl if webgl else go.Scatter)(mode="markers", **xyz, **kw)
 
 
-def _layer_traces(layer: int, coords: np.ndarray, col: _Coloring, s: Any, n_components: int, axis: str,
-                  edges: list[tuple[int, int]] | None) -> list[Any]:
+def _layer_traces(
+    layer: int,
+    coords: np.ndarray,
+    col: _Coloring,
+    s: Any,
+    n_components: int,
+    axis: str,
+    edges: list[tuple[int, int]] | None,
+) -> list[Any]:
     n = coords.shape[0]
     webgl = n >= WEBGL_MIN_POINTS
     text = np.asarray(s.hover_text, dtype=object)
@@ -339,40 +404,95 @@ def _layer_traces(layer: int, coords: np.ndarray, col: _Coloring, s: Any, n_comp
             e = np.asarray(edges)
             segs[0::3], segs[1::3] = coords[e[:, 0]], coords[e[:, 1]]
         line = dict(color="rgba(71, 85, 105, 0.3)", width=1)
-        kw = dict(x=segs[:, 0], y=segs[:, 1], mode="lines", name="kNN graph", hoverinfo="skip", showlegend=False, line=line)
+        kw = dict(
+            x=segs[:, 0], y=segs[:, 1], mode="lines", name="kNN graph", hoverinfo="skip", showlegend=False, line=line
+        )
         if n_components == 3:
             traces.append(go.Scatter3d(z=segs[:, 2], **kw))
         else:
             traces.append((go.Scattergl if webgl else go.Scatter)(**kw))
-    hov = "%{text}<br>" + f"{axis}1=%{{x:.4f}}<br>{axis}2=%{{y:.4f}}" + (f"<br>{axis}3=%{{z:.4f}}" if n_components == 3 else "")
+    hov = (
+        "%{text}<br>"
+        + f"{axis}1=%{{x:.4f}}<br>{axis}2=%{{y:.4f}}"
+        + (f"<br>{axis}3=%{{z:.4f}}" if n_components == 3 else "")
+    )
     allidx = np.arange(n)
     if col.mode == "single":
-        traces.append(_points(coords, allidx, n_components, webgl, text=text, name="personas", showlegend=False,
-                              marker=dict(size=8, color="#3b6ea8"), hovertemplate=hov + "<extra></extra>"))
+        traces.append(
+            _points(
+                coords,
+                allidx,
+                n_components,
+                webgl,
+                text=text,
+                name="personas",
+                showlegend=False,
+                marker=dict(size=8, color="#3b6ea8"),
+                hovertemplate=hov + "<extra></extra>",
+            )
+        )
     elif col.mode == "numeric":
         vals = np.asarray(col.values[layer])
-        traces.append(_points(coords, allidx, n_components, webgl, text=text, name=col.label, showlegend=False,
-                              marker=dict(color=vals, **col.marker), customdata=vals,
-                              hovertemplate=hov + f"<br>{col.label}=%{{customdata:.4g}}<extra></extra>"))
+        traces.append(
+            _points(
+                coords,
+                allidx,
+                n_components,
+                webgl,
+                text=text,
+                name=col.label,
+                showlegend=False,
+                marker=dict(color=vals, **col.marker),
+                customdata=vals,
+                hovertemplate=hov + f"<br>{col.label}=%{{customdata:.4g}}<extra></extra>",
+            )
+        )
     else:
         g = np.asarray(col.groups[layer], dtype=object)
         if col.mode == "groups":
             for name in col.unique:
                 idx = np.flatnonzero(g == name)
-                traces.append(_points(coords, idx, n_components, webgl, text=text[idx], name=name, legendgroup=name,
-                                      marker=dict(size=8, color=col.colors[name]),
-                                      hovertemplate=hov + f"<br>Group: {name}<extra></extra>"))
+                traces.append(
+                    _points(
+                        coords,
+                        idx,
+                        n_components,
+                        webgl,
+                        text=text[idx],
+                        name=name,
+                        legendgroup=name,
+                        marker=dict(size=8, color=col.colors[name]),
+                        hovertemplate=hov + f"<br>Group: {name}<extra></extra>",
+                    )
+                )
         else:
             colors = [col.colors[v] for v in g]
-            traces.append(_points(coords, allidx, n_components, webgl, text=[f"{t}<br>Group: {v}" for t, v in zip(text, g)],
-                                  name="groups", showlegend=False, marker=dict(size=8, color=colors), hovertemplate=hov + "<extra></extra>"))
+            traces.append(
+                _points(
+                    coords,
+                    allidx,
+                    n_components,
+                    webgl,
+                    text=[f"{t}<br>Group: {v}" for t, v in zip(text, g)],
+                    name="groups",
+                    showlegend=False,
+                    marker=dict(size=8, color=colors),
+                    hovertemplate=hov + "<extra></extra>",
+                )
+            )
     return traces
 
 
 def _axis_layout(ranges: tuple[tuple[float, float], ...], n_components: int, axis: str) -> dict[str, Any]:
     if n_components == 3:
-        return dict(scene=dict(xaxis=dict(range=ranges[0], title=f"{axis}1"), yaxis=dict(range=ranges[1], title=f"{axis}2"),
-                               zaxis=dict(range=ranges[2], title=f"{axis}3"), aspectmode="cube"))
+        return dict(
+            scene=dict(
+                xaxis=dict(range=ranges[0], title=f"{axis}1"),
+                yaxis=dict(range=ranges[1], title=f"{axis}2"),
+                zaxis=dict(range=ranges[2], title=f"{axis}3"),
+                aspectmode="cube",
+            )
+        )
     return dict(xaxis=dict(range=ranges[0], title=f"{axis}1"), yaxis=dict(range=ranges[1], title=f"{axis}2"))
 
 
@@ -443,24 +563,53 @@ def build_layered_figure(
         groups = _kmeans_groups(s, sel, n_clusters, cluster_seed, cluster_mode)
     eff_norm = bool(projection_normalize) if kind in ("pca", "umap") else True
     if projection_data is None:
-        projection_data = _projection_data(s, kind, sel, n_components, eff_norm, graph_overlay, graph_n_neighbors, progress)  # type: ignore[arg-type]
+        projection_data = _projection_data(
+            s, cast(ProjectionKind, kind), sel, n_components, eff_norm, graph_overlay, graph_n_neighbors, progress
+        )
     else:
-        _validate_projection_data(projection_data, kind=kind, layers=sel, n_components=n_components, normalize=eff_norm,
-                                  graph_overlay=graph_overlay, n=n)
-    col = _Coloring(sel, n, groups=groups, color_values=color_values, color_label=color_label, colorscale=colorscale,
-                    tickvals=color_tickvals, ticktext=color_ticktext)
+        _validate_projection_data(
+            projection_data,
+            kind=kind,
+            layers=sel,
+            n_components=n_components,
+            normalize=eff_norm,
+            graph_overlay=graph_overlay,
+            n=n,
+        )
+    col = _Coloring(
+        sel,
+        n,
+        groups=groups,
+        color_values=color_values,
+        color_label=color_label,
+        colorscale=colorscale,
+        tickvals=color_tickvals,
+        ticktext=color_ticktext,
+    )
     axis = _AXES[kind]
     base_title = title or (_TITLES[kind] if n_components == 2 else _TITLES[kind].replace(" by", " (3D) by"))
     frames = []
     for layer in sel:
-        traces = _layer_traces(layer, projection_data.layer_coords[layer], col, s, n_components, axis,
-                               projection_data.graph_edges.get(layer) if graph_overlay else None)
+        traces = _layer_traces(
+            layer,
+            projection_data.layer_coords[layer],
+            col,
+            s,
+            n_components,
+            axis,
+            projection_data.graph_edges.get(layer) if graph_overlay else None,
+        )
         layout = _axis_layout(projection_data.layer_ranges[layer], n_components, axis)
         layout["title"] = dict(text=f"{base_title} — layer {layer}")
         frames.append(go.Frame(name=_frame_name(layer), data=traces, layout=layout))
     fig = go.Figure(data=frames[0].data, frames=frames)
-    fig.update_layout(template=TEMPLATE, height=700 if n_components == 3 else 640, legend=dict(itemsizing="constant"),
-                      **_layer_controls(sel), **_axis_layout(projection_data.layer_ranges[sel[0]], n_components, axis))
+    fig.update_layout(
+        template=TEMPLATE,
+        height=700 if n_components == 3 else 640,
+        legend=dict(itemsizing="constant"),
+        **_layer_controls(sel),
+        **_axis_layout(projection_data.layer_ranges[sel[0]], n_components, axis),
+    )
     fig.update_layout(title=dict(text=f"{base_title} — layer {sel[0]}"))
     return fig
 
@@ -474,18 +623,41 @@ def _unique_labels(labels: Sequence[str], ids: Sequence[str]) -> list[str]:
 def _similarity_figure(s: Any, sel: list[int], title: str, *, progress: bool) -> go.Figure:
     n = s.vectors.shape[0]
     if n > 400:
-        warnings.warn(f"a similarity figure of {n} personas x {len(sel)} layers makes a large HTML file "
-                      f"({n * n * len(sel) * 4 / 1e6:.0f} MB of float32); pass fewer layers or personas", stacklevel=3)
+        warnings.warn(
+            f"a similarity figure of {n} personas x {len(sel)} layers makes a large HTML file "
+            f"({n * n * len(sel) * 4 / 1e6:.0f} MB of float32); pass fewer layers or personas",
+            stacklevel=3,
+        )
     S = _analysis.layered_similarity(s, sel, progress=progress)
     labels = _unique_labels(list(s.labels), list(s.persona_ids))
+
     def heat(i: int) -> go.Heatmap:
-        return go.Heatmap(z=S[i], x=labels, y=labels, zmin=-1.0, zmax=1.0, colorscale="RdBu", reversescale=True,
-                          colorbar=dict(title="cos"), hovertemplate="%{y}<br>%{x}<br>cos=%{z:.3f}<extra></extra>")
-    frames = [go.Frame(name=_frame_name(layer), data=[heat(i)], layout=dict(title=dict(text=f"{title} — layer {layer}"))) for i, layer in enumerate(sel)]
+        return go.Heatmap(
+            z=S[i],
+            x=labels,
+            y=labels,
+            zmin=-1.0,
+            zmax=1.0,
+            colorscale="RdBu",
+            reversescale=True,
+            colorbar=dict(title="cos"),
+            hovertemplate="%{y}<br>%{x}<br>cos=%{z:.3f}<extra></extra>",
+        )
+
+    frames = [
+        go.Frame(name=_frame_name(layer), data=[heat(i)], layout=dict(title=dict(text=f"{title} — layer {layer}")))
+        for i, layer in enumerate(sel)
+    ]
     fig = go.Figure(data=frames[0].data, frames=frames)
     side = min(900, 300 + 12 * n)
-    fig.update_layout(template=TEMPLATE, height=side + 150, width=side + 200, yaxis=dict(autorange="reversed"),
-                      title=dict(text=f"{title} — layer {sel[0]}"), **_layer_controls(sel))
+    fig.update_layout(
+        template=TEMPLATE,
+        height=side + 150,
+        width=side + 200,
+        yaxis=dict(autorange="reversed"),
+        title=dict(text=f"{title} — layer {sel[0]}"),
+        **_layer_controls(sel),
+    )
     return fig
 
 
@@ -533,19 +705,43 @@ def build_pair_similarity_figure(
             raise ValueError(f"pairs must be index pairs of distinct personas in [0, {n}); invalid: {bad}")
     fig = go.Figure()
     for k, (a, b) in enumerate(chosen):
-        fig.add_trace(go.Scatter(x=sel, y=S[:, a, b], mode="lines", name=f"{s.labels[a]} ↔ {s.labels[b]}",
-                                 line=dict(color=PALETTE[k % len(PALETTE)]),
-                                 hovertemplate="layer %{x}<br>cos=%{y:.3f}<extra>%{fullData.name}</extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=sel,
+                y=S[:, a, b],
+                mode="lines",
+                name=f"{s.labels[a]} ↔ {s.labels[b]}",
+                line=dict(color=PALETTE[k % len(PALETTE)]),
+                hovertemplate="layer %{x}<br>cos=%{y:.3f}<extra>%{fullData.name}</extra>",
+            )
+        )
+
     def marker(i: int) -> go.Scatter:
-        return go.Scatter(x=[sel[i]] * len(chosen), y=[float(S[i, a, b]) for a, b in chosen], mode="markers",
-                          marker=dict(size=10, color=[PALETTE[k % len(PALETTE)] for k in range(len(chosen))], line=dict(width=1, color="black")),
-                          name="selected layer", showlegend=False, hoverinfo="skip")
+        return go.Scatter(
+            x=[sel[i]] * len(chosen),
+            y=[float(S[i, a, b]) for a, b in chosen],
+            mode="markers",
+            marker=dict(
+                size=10,
+                color=[PALETTE[k % len(PALETTE)] for k in range(len(chosen))],
+                line=dict(width=1, color="black"),
+            ),
+            name="selected layer",
+            showlegend=False,
+            hoverinfo="skip",
+        )
+
     fig.add_trace(marker(0))
     mi = len(chosen)
     fig.frames = [go.Frame(name=_frame_name(layer), data=[marker(i)], traces=[mi]) for i, layer in enumerate(sel)]
-    fig.update_layout(template=TEMPLATE, height=560, title=title or "Persona-Pair Centered Cosine Similarity Across Layers",
-                      xaxis=dict(title="Layer"), yaxis=dict(title="Centered cosine similarity", range=[-1.05, 1.05]),
-                      **_layer_controls(sel))
+    fig.update_layout(
+        template=TEMPLATE,
+        height=560,
+        title=title or "Persona-Pair Centered Cosine Similarity Across Layers",
+        xaxis=dict(title="Layer"),
+        yaxis=dict(title="Centered cosine similarity", range=[-1.05, 1.05]),
+        **_layer_controls(sel),
+    )
     return fig
 
 
@@ -586,13 +782,19 @@ def plot_persona_dendrogram(
     for ic, dc in zip(d["icoord"], d["dcoord"]):
         xs += list(ic) + [None]
         ys += list(dc) + [None]
-    fig = go.Figure(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#3b6ea8", width=1.5), hoverinfo="skip", name="merges"))
+    fig = go.Figure(
+        go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#3b6ea8", width=1.5), hoverinfo="skip", name="merges")
+    )
     ticks = list(range(5, 10 * len(d["ivl"]), 10))
     where = "mean of layers" if layer is None else f"layer {layer}"
-    fig.update_layout(template=TEMPLATE, height=520, showlegend=False,
-                      title=title or f"Persona dendrogram ({linkage} linkage, {where})",
-                      xaxis=dict(tickmode="array", tickvals=ticks, ticktext=d["ivl"], tickangle=-60),
-                      yaxis=dict(title="Merge distance"))
+    fig.update_layout(
+        template=TEMPLATE,
+        height=520,
+        showlegend=False,
+        title=title or f"Persona dendrogram ({linkage} linkage, {where})",
+        xaxis=dict(tickmode="array", tickvals=ticks, ticktext=d["ivl"], tickangle=-60),
+        yaxis=dict(title="Merge distance"),
+    )
     return fig
 
 
@@ -615,11 +817,24 @@ def plot_scree(
         if max_components is not None:
             r = r[:max_components]
         y = np.cumsum(r) if cumulative else r
-        fig.add_trace(go.Scatter(x=np.arange(1, r.size + 1), y=y, mode="lines+markers", name=str(name),
-                                 hovertemplate="PC %{x}<br>%{y:.3%}<extra>%{fullData.name}</extra>"))
-    fig.update_layout(template=TEMPLATE, height=480, title=title or "PCA Explained Variance",
-                      xaxis=dict(title="Principal component", dtick=1 if (max_components or 99) <= 30 else None),
-                      yaxis=dict(title="Cumulative explained variance" if cumulative else "Explained variance ratio", tickformat=".0%"))
+        fig.add_trace(
+            go.Scatter(
+                x=np.arange(1, r.size + 1),
+                y=y,
+                mode="lines+markers",
+                name=str(name),
+                hovertemplate="PC %{x}<br>%{y:.3%}<extra>%{fullData.name}</extra>",
+            )
+        )
+    fig.update_layout(
+        template=TEMPLATE,
+        height=480,
+        title=title or "PCA Explained Variance",
+        xaxis=dict(title="Principal component", dtick=1 if (max_components or 99) <= 30 else None),
+        yaxis=dict(
+            title="Cumulative explained variance" if cumulative else "Explained variance ratio", tickformat=".0%"
+        ),
+    )
     if show:  # pragma: no cover - interactive
         fig.show()
     return fig
@@ -642,8 +857,13 @@ def plot_layer_similarity(
         if len(x) != y.size:
             raise ValueError(f"trace {name!r} has {y.size} values but {len(x)} layers")
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=str(name)))
-    fig.update_layout(template=TEMPLATE, height=460, title=title or "Variant Similarity by Layer",
-                      xaxis=dict(title="Layer"), yaxis=dict(title=y_label))
+    fig.update_layout(
+        template=TEMPLATE,
+        height=460,
+        title=title or "Variant Similarity by Layer",
+        xaxis=dict(title="Layer"),
+        yaxis=dict(title=y_label),
+    )
     return fig
 
 
@@ -662,12 +882,26 @@ def plot_spectral_energy(
     """
     E = np.asarray(energy, dtype=np.float64)
     if E.ndim != 2 or E.shape != (len(layers), len(labels)):
-        raise ValueError(f"energy must have shape (len(layers), len(labels)) = ({len(layers)}, {len(labels)}), got {E.shape}")
+        raise ValueError(
+            f"energy must have shape (len(layers), len(labels)) = ({len(layers)}, {len(labels)}), got {E.shape}"
+        )
     Z = np.stack([minmax(row) for row in E]) if normalize_per_layer else E
-    fig = go.Figure(go.Heatmap(z=Z.T, x=[str(x) for x in layers], y=list(labels), customdata=E.T, colorscale="Viridis",
-                               colorbar=dict(title="λ (min-max per layer)" if normalize_per_layer else "λ"),
-                               hovertemplate="%{y}<br>layer %{x}<br>λ=%{customdata:.4g}<extra></extra>"))
-    fig.update_layout(template=TEMPLATE, height=min(1200, 250 + 14 * len(labels)),
-                      title=title or "Feature-graph Rayleigh energy of each persona by layer",
-                      xaxis=dict(title="Layer"), yaxis=dict(autorange="reversed"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=Z.T,
+            x=[str(x) for x in layers],
+            y=list(labels),
+            customdata=E.T,
+            colorscale="Viridis",
+            colorbar=dict(title="λ (min-max per layer)" if normalize_per_layer else "λ"),
+            hovertemplate="%{y}<br>layer %{x}<br>λ=%{customdata:.4g}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        template=TEMPLATE,
+        height=min(1200, 250 + 14 * len(labels)),
+        title=title or "Feature-graph Rayleigh energy of each persona by layer",
+        xaxis=dict(title="Layer"),
+        yaxis=dict(autorange="reversed"),
+    )
     return fig

@@ -6,8 +6,9 @@ import html
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,13 @@ from .plots import (
 from .store import PersonaVectorStore
 
 # write_figure_html lives in latentatlas.report (the one HTML writer); re-exported for old imports.
-__all__ = ["analyze_store", "demo_chapter", "run_saved_activation_analysis", "write_analysis_files", "write_figure_html"]
+__all__ = [
+    "analyze_store",
+    "demo_chapter",
+    "run_saved_activation_analysis",
+    "write_analysis_files",
+    "write_figure_html",
+]
 
 
 def write_analysis_files(
@@ -71,11 +78,17 @@ def write_analysis_files(
     coords = {layer: res.pca[at[layer]] for layer in sel}  # type: ignore[index]
     pdata = LayeredProjectionData.from_coords("pca", coords, normalize=True)
     paths: dict[str, Path] = {}
-    fig = build_layered_figure(s, "pca", layers=sel, projection_data=pdata, title=f"{variant} {mask_strategy} persona vector PCA")
+    fig = build_layered_figure(
+        s, "pca", layers=sel, projection_data=pdata, title=f"{variant} {mask_strategy} persona vector PCA"
+    )
     paths["persona_vector_pca"] = write_figure_html(fig, out / f"{stem}_persona_vector_pca.html")
-    fig = build_layered_figure(s, "similarity", layers=sel, title=f"{variant} {mask_strategy} persona vector centered cosine similarity")
+    fig = build_layered_figure(
+        s, "similarity", layers=sel, title=f"{variant} {mask_strategy} persona vector centered cosine similarity"
+    )
     paths["persona_vector_similarity"] = write_figure_html(fig, out / f"{stem}_persona_vector_similarity.html")
-    fig = build_pair_similarity_figure(s, layers=sel, title=f"{variant} {mask_strategy} persona-pair similarity across layers")
+    fig = build_pair_similarity_figure(
+        s, layers=sel, title=f"{variant} {mask_strategy} persona-pair similarity across layers"
+    )
     paths["persona_pair_similarity"] = write_figure_html(fig, out / f"{stem}_persona_pair_similarity.html")
     ratios = {f"layer {layer}": res.spectra[layer] for layer in scree_sel}
     fig = plot_scree(ratios, title=f"{variant} {mask_strategy} PCA explained variance")
@@ -94,7 +107,9 @@ def analyze_store(
 ) -> dict[str, Path]:
     """Load one variant from a store (directory or Parquet) and write the four HTML files."""
     samples = load_persona_vectors(store, variant, persona_ids=persona_ids, progress=progress)
-    return write_analysis_files(samples, out, variant=variant, mask_strategy=store.mask_strategy, layers=layers, progress=progress)
+    return write_analysis_files(
+        samples, out, variant=variant, mask_strategy=store.mask_strategy, layers=layers, progress=progress
+    )
 
 
 def run_saved_activation_analysis(
@@ -172,28 +187,42 @@ def demo_chapter(out: Path, *, verbose: bool = True) -> list[Section]:
         if attr is not None:
             pdata = prepare_layered_projection_data(samples, "isomap", graph_overlay=True)
             for a in [attr] + [x for x in ("age",) if x != attr and x in table.attribute_schema["persona_fields"]]:
-                fig = build_layered_figure(samples, "isomap", projection_data=pdata, graph_overlay=True,
-                                           title=f"{variant}: Isomap coloured by {a}", **attribute_color_kwargs(table, a, samples.persona_ids))
+                fig = build_layered_figure(
+                    samples,
+                    "isomap",
+                    projection_data=pdata,
+                    graph_overlay=True,
+                    title=f"{variant}: Isomap coloured by {a}",
+                    **attribute_color_kwargs(table, a, samples.persona_ids),
+                )
                 extra[f"isomap_{a}"] = write_figure_html(fig, pdir / f"{variant}_{store.mask_strategy}_isomap_{a}.html")
         sl = scree_layers(L)
         energy = persona_spectral_energy(samples, sl, k=8)
-        spec_fig = plot_spectral_energy(energy, sl, samples.labels, title=f"{variant}: feature-graph Rayleigh energy of each persona (k=8)")
+        spec_fig = plot_spectral_energy(
+            energy, sl, samples.labels, title=f"{variant}: feature-graph Rayleigh energy of each persona (k=8)"
+        )
         res = layered_analysis(samples, sl, n_components=2, similarity=True)
         rows = []
         for i, layer in enumerate(sl):
             S = res.similarity[i]  # type: ignore[index]
             r = res.explained_variance_ratio[i]  # type: ignore[index]
             nearest = np.where(np.eye(n, dtype=bool), -np.inf, S).max(axis=1).mean()
-            rows.append(f"<tr><td>{layer}</td><td>{r[0]:.3f}</td><td>{r[:2].sum():.3f}</td><td>{nearest:+.3f}</td>"
-                        f"<td>{np.median(energy[i]):.4f}</td></tr>")
-        links = "".join(f"<li><a href='personas/{html.escape(p.name)}'>{html.escape(p.name)}</a></li>" for p in [*files.values(), *extra.values()])
+            rows.append(
+                f"<tr><td>{layer}</td><td>{r[0]:.3f}</td><td>{r[:2].sum():.3f}</td><td>{nearest:+.3f}</td>"
+                f"<td>{np.median(energy[i]):.4f}</td></tr>"
+            )
+        links = "".join(
+            f"<li><a href='personas/{html.escape(p.name)}'>{html.escape(p.name)}</a></li>"
+            for p in [*files.values(), *extra.values()]
+        )
         text = (
             f"<p>Source: {html.escape(source)}; variant <code>{html.escape(variant)}</code>; "
             f"{n} personas × {L} layers × {H} hidden units.</p>{note}"
             "<p>Interactive views (layer slider + play button):</p>"
             f"<ul>{links}</ul>"
             "<table><tr><th>layer</th><th>PC1 var</th><th>PC1+2 var</th><th>mean nearest-persona centred cos</th><th>median λ</th></tr>"
-            + "".join(rows) + "</table>"
+            + "".join(rows)
+            + "</table>"
             "<p>PCA inputs are centred and L2-normalised per layer; similarity is centred cosine. "
             "λ is each persona's Rayleigh energy on the hidden-unit feature graph of its layer.</p>"
         )

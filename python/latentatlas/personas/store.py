@@ -27,8 +27,9 @@ import contextlib
 import json
 import os
 import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -91,9 +92,7 @@ def _as_vector(vector: Any, persona_id: str) -> np.ndarray:
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"vector for {persona_id!r} must be a real numeric array, got dtype {arr.dtype}")
     if arr.ndim != 2:
-        raise ValueError(
-            f"vector for {persona_id!r} must have shape (num_layers, hidden_size), got shape {arr.shape}"
-        )
+        raise ValueError(f"vector for {persona_id!r} must have shape (num_layers, hidden_size), got shape {arr.shape}")
     if 0 in arr.shape:
         raise ValueError(f"vector for {persona_id!r} is empty: shape {arr.shape}")
     if arr.dtype != np.float32 and arr.dtype != np.float16:  # float32 on disk, as the Hub dataset
@@ -150,9 +149,7 @@ def _shared_ids(per_variant: list[set[str]], warn_missing: bool) -> list[str]:
     if warn_missing and len(per_variant) > 1:
         skipped = len(set.union(*per_variant) - shared)
         if skipped:
-            warnings.warn(
-                f"Skipping {skipped} persona(s) missing one or more requested variants.", stacklevel=3
-            )
+            warnings.warn(f"Skipping {skipped} persona(s) missing one or more requested variants.", stacklevel=3)
     return sorted(shared)
 
 
@@ -190,9 +187,7 @@ class _ReadAPI:
     def _where(self) -> str:  # pragma: no cover
         raise NotImplementedError
 
-    def list_personas(
-        self, variants: Sequence[str] | str | None = None, *, warn_missing: bool = True
-    ) -> list[str]:
+    def list_personas(self, variants: Sequence[str] | str | None = None, *, warn_missing: bool = True) -> list[str]:
         """Sorted persona ids present in every requested variant (warns about the skipped ones).
 
         ``variants=None`` means every available variant.
@@ -467,9 +462,9 @@ def _pyarrow() -> Any:
 
 
 def _split_files(config_dir: Path, variant: str) -> list[Path]:
-    return sorted(
-        p for p in config_dir.glob(f"{variant}-*.parquet") if p.name[len(variant)] == "-"
-    ) or sorted(config_dir.glob(f"{variant}.parquet"))
+    return sorted(p for p in config_dir.glob(f"{variant}-*.parquet") if p.name[len(variant)] == "-") or sorted(
+        config_dir.glob(f"{variant}.parquet")
+    )
 
 
 def export_parquet(

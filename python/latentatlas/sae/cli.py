@@ -30,12 +30,28 @@ def _data(args: argparse.Namespace, need_queries: bool) -> dict[str, Any]:
         from ..datasets import rotten_tomatoes_embeddings
 
         task, Q, D = rotten_tomatoes_embeddings(progress=not args.quiet)
-        return {"Q": Q, "D": D, "qrels": task.qrels, "qids": task.query_ids, "dids": task.doc_ids,
-                "texts": task.docs, "qtexts": task.queries, "labels": task.doc_labels}
+        return {
+            "Q": Q,
+            "D": D,
+            "qrels": task.qrels,
+            "qids": task.query_ids,
+            "dids": task.doc_ids,
+            "texts": task.docs,
+            "qtexts": task.queries,
+            "labels": task.doc_labels,
+        }
     if not args.docs:
         raise ValueError("give --dataset rotten-tomatoes or --docs FILE.npy")
-    out: dict[str, Any] = {"D": _load_npy(args.docs, "--docs"), "Q": None, "qrels": None, "qids": None, "dids": None,
-                           "texts": None, "qtexts": None, "labels": None}
+    out: dict[str, Any] = {
+        "D": _load_npy(args.docs, "--docs"),
+        "Q": None,
+        "qrels": None,
+        "qids": None,
+        "dids": None,
+        "texts": None,
+        "qtexts": None,
+        "labels": None,
+    }
     if getattr(args, "queries", None):
         out["Q"] = _load_npy(args.queries, "--queries")
     if getattr(args, "qrels", None):
@@ -61,8 +77,16 @@ def _train(args: argparse.Namespace) -> int:
     D = data["D"]
     sae = TopKSAE(D.shape[1], args.latents, args.k, seed=args.seed)
     sae.fit(
-        D, data["Q"] if args.use_queries else None, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        neighbors=args.neighbors, kl_weight=args.kl_weight, kl=args.kl, auxk=args.auxk, seed=args.seed,
+        D,
+        data["Q"] if args.use_queries else None,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        neighbors=args.neighbors,
+        kl_weight=args.kl_weight,
+        kl=args.kl,
+        auxk=args.auxk,
+        seed=args.seed,
         progress=not args.quiet,
     )
     path = sae.save(args.out)
@@ -80,7 +104,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     if data["qrels"] is None:
         raise ValueError("evaluate needs --qrels FILE.json (or --dataset)")
     saes = [load(m) for m in args.model]
-    rep = retrieval_report(saes, data["Q"], data["D"], data["qrels"], k=args.top, query_ids=data["qids"], doc_ids=data["dids"])
+    rep = retrieval_report(
+        saes, data["Q"], data["D"], data["qrels"], k=args.top, query_ids=data["qids"], doc_ids=data["dids"]
+    )
     print(rep.to_markdown())
     return 0
 
@@ -123,8 +149,19 @@ def _steer(args: argparse.Namespace) -> int:
     Q = np.asarray(data["Q"])
     if not 0 <= args.query_index < Q.shape[0]:
         raise ValueError(f"--query-index must lie in [0, {Q.shape[0]}), got {args.query_index}")
-    res = steer(sae, Q[args.query_index : args.query_index + 1], data["D"], [args.latent], args.amount, mode=args.mode, side=args.side, k=args.top)
-    before, after = latent_counts(sae, res["before_ids"], res["after_ids"], data["D"], args.latent, top=min(5, args.top))
+    res = steer(
+        sae,
+        Q[args.query_index : args.query_index + 1],
+        data["D"],
+        [args.latent],
+        args.amount,
+        mode=args.mode,
+        side=args.side,
+        k=args.top,
+    )
+    before, after = latent_counts(
+        sae, res["before_ids"], res["after_ids"], data["D"], args.latent, top=min(5, args.top)
+    )
     texts = data["texts"]
     print(f"documents carrying latent {args.latent} in the top {min(5, args.top)}: {int(before[0])} -> {int(after[0])}")
     for r in range(args.top):
@@ -158,7 +195,9 @@ def register(sub: Any) -> None:
     t.add_argument("--kl-weight", type=float, default=1.0)
     t.add_argument("--kl", choices=["softmax", "embedding-scope"], default="softmax")
     t.add_argument("--auxk", type=int, default=None)
-    t.add_argument("--use-queries", action="store_true", help="anchor the KL term on --queries instead of the documents")
+    t.add_argument(
+        "--use-queries", action="store_true", help="anchor the KL term on --queries instead of the documents"
+    )
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=_train)
 

@@ -8,8 +8,9 @@ a call to an LLM) to add a free-text explanation from the same documents.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -97,7 +98,9 @@ class LatentExplainer:
         self.frequencies_ = latent_frequencies((self.values_, self.indices_), sae.n_latents)
         pattern = r"(?u)\b[a-zA-Z][a-zA-Z]+\b"
         try:
-            self._vec = TfidfVectorizer(stop_words="english", min_df=2, max_df=0.5, sublinear_tf=True, token_pattern=pattern)
+            self._vec = TfidfVectorizer(
+                stop_words="english", min_df=2, max_df=0.5, sublinear_tf=True, token_pattern=pattern
+            )
             self._tfidf = self._vec.fit_transform(self.texts)
         except ValueError:  # a tiny or uniform corpus: keep every term
             self._vec = TfidfVectorizer(sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
@@ -138,7 +141,9 @@ class LatentExplainer:
     def explain(self, latent: int) -> LatentSummary:
         """Summary of one latent (top documents, keywords, optional explanation)."""
         docs = self.top_documents(latent)
-        s = LatentSummary(int(latent), float(self.frequencies_[int(latent)]), docs, self.keywords([r for r, _, _ in docs]))
+        s = LatentSummary(
+            int(latent), float(self.frequencies_[int(latent)]), docs, self.keywords([r for r, _, _ in docs])
+        )
         if self.explainer is not None and docs:
             s.explanation = str(self.explainer([t for _, _, t in docs]))
         return s

@@ -126,7 +126,11 @@ def load(path: str | os.PathLike[str], *, hookpoint: str | None = None) -> TopKS
         if We.ndim != 2:
             raise ValueError(f"{file}: W_enc must be 2-D [d_in, d_sae], got shape {We.shape}")
         return TopKSAE.from_arrays(
-            We.T, _need(t, "b_enc", file), Wd, _need(t, "b_dec", file), _cfg_k(cfg, cfg_file),
+            We.T,
+            _need(t, "b_enc", file),
+            Wd,
+            _need(t, "b_dec", file),
+            _cfg_k(cfg, cfg_file),
             subtract_decoder_bias=bool(cfg.get("apply_b_dec_to_input", True)),
         )
     file = path / "sae.safetensors"
@@ -138,18 +142,28 @@ def load(path: str | os.PathLike[str], *, hookpoint: str | None = None) -> TopKS
     t = read_safetensors(file)
     if cfg.get("format") == FORMAT:
         sae = TopKSAE.from_arrays(
-            _need(t, "W_enc", file), _need(t, "b_enc", file), _need(t, "W_dec", file), _need(t, "b_dec", file),
-            _cfg_k(cfg, cfg_file), subtract_decoder_bias=bool(cfg.get("subtract_decoder_bias", True)),
+            _need(t, "W_enc", file),
+            _need(t, "b_enc", file),
+            _need(t, "W_dec", file),
+            _need(t, "b_dec", file),
+            _cfg_k(cfg, cfg_file),
+            subtract_decoder_bias=bool(cfg.get("subtract_decoder_bias", True)),
         )
         sae.history_ = list(cfg.get("history", []))
         return sae
     if "decoder.weight" in t:  # embedding-scope state dict (torch nn.Linear layouts)
         return TopKSAE.from_arrays(
-            _need(t, "encoder.weight", file), _need(t, "encoder.bias", file), _need(t, "decoder.weight", file).T,
-            _need(t, "decoder.bias", file), _cfg_k(cfg, cfg_file),
+            _need(t, "encoder.weight", file),
+            _need(t, "encoder.bias", file),
+            _need(t, "decoder.weight", file).T,
+            _need(t, "decoder.bias", file),
+            _cfg_k(cfg, cfg_file),
         )
     # EleutherAI sparsify
     return TopKSAE.from_arrays(
-        _need(t, "encoder.weight", file), _need(t, "encoder.bias", file), _need(t, "W_dec", file),
-        _need(t, "b_dec", file), _cfg_k(cfg, cfg_file),
+        _need(t, "encoder.weight", file),
+        _need(t, "encoder.bias", file),
+        _need(t, "W_dec", file),
+        _need(t, "b_dec", file),
+        _cfg_k(cfg, cfg_file),
     )

@@ -7,7 +7,8 @@ h = TopK(W_enc (x - b_dec) + b_enc) with ReLU on the k kept values; xÌ‚ = W_decá
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,9 @@ def latent_frequencies(codes: Codes, n_latents: int) -> np.ndarray:
     return np.bincount(i[v > 0], minlength=n_latents) / max(v.shape[0], 1)
 
 
-def check_codes(values: Any, indices: Any, n_latents: int, dtype: np.dtype, name: str = "codes") -> tuple[np.ndarray, np.ndarray]:
+def check_codes(
+    values: Any, indices: Any, n_latents: int, dtype: np.dtype, name: str = "codes"
+) -> tuple[np.ndarray, np.ndarray]:
     """Validate a sparse code ``(values (N,k), indices (N,k))`` and return C-contiguous arrays."""
     if not isinstance(values, np.ndarray) or not isinstance(indices, np.ndarray):
         values, indices = np.asarray(values), np.asarray(indices)
@@ -46,7 +49,9 @@ def check_codes(values: Any, indices: Any, n_latents: int, dtype: np.dtype, name
     if indices.dtype.kind not in "iu":
         raise TypeError(f"{name}: indices must be an integer array, got dtype {indices.dtype}")
     if indices.size and (indices.min() < 0 or indices.max() >= n_latents):
-        raise ValueError(f"{name}: indices must lie in [0, n_latents={n_latents}), got range [{indices.min()}, {indices.max()}]")
+        raise ValueError(
+            f"{name}: indices must lie in [0, n_latents={n_latents}), got range [{indices.min()}, {indices.max()}]"
+        )
     return (
         np.ascontiguousarray(values, dtype=dtype),
         np.ascontiguousarray(indices, dtype=np.int64),
@@ -118,7 +123,7 @@ class TopKSAE:
         k: int,
         *,
         subtract_decoder_bias: bool = True,
-    ) -> "TopKSAE":
+    ) -> TopKSAE:
         """Build a model from weights: W_enc and W_dec ``(n_latents, d_in)``, b_enc ``(n_latents,)``, b_dec ``(d_in,)``."""
         arrs = {n: np.asarray(a) for n, a in zip(PARAMS, (W_enc, b_enc, W_dec, b_dec))}
         for n, a in arrs.items():
@@ -304,7 +309,7 @@ class TopKSAE:
         backend: str = "sparse",
         threads: int | None = None,
         callback: Callable[[int, dict[str, float]], None] | None = None,
-    ) -> "TopKSAE":
+    ) -> TopKSAE:
         """Train in place on document (and optionally query) embeddings with MSE + the
         retrieval-oriented KL term; the parameters are those of :func:`latentatlas.sae.train.fit`
         (same names and defaults), which documents them. Returns ``self``."""
@@ -324,7 +329,7 @@ class TopKSAE:
         return str(save(self, path))
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "TopKSAE":
+    def load(cls, path: str | os.PathLike[str]) -> TopKSAE:
         """Load a latentatlas, SAELens or EleutherAI sparsify directory (see :mod:`latentatlas.sae.io`)."""
         from .io import load
 

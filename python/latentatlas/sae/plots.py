@@ -5,7 +5,7 @@ Renderer (SVG/WebGL), palette and template follow :mod:`latentatlas._plotting`.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -18,7 +18,9 @@ __all__ = ["amplification_figure", "frequency_figure", "steering_figure"]
 _COLORS = {"head": PALETTE[3], "torso": PALETTE[0], "tail": PALETTE[2]}  # red, blue, green
 
 
-def frequency_figure(freq: np.ndarray, *, title: str = "Latent frequency (Zipf plot)", head: float = 0.05, tail: float = 0.5) -> go.Figure:
+def frequency_figure(
+    freq: np.ndarray, *, title: str = "Latent frequency (Zipf plot)", head: float = 0.05, tail: float = 0.5
+) -> go.Figure:
     """Log-log activation frequency against frequency rank, coloured by head / torso / tail."""
     regions = frequency_regions(freq, head=head, tail=tail)
     f = np.asarray(freq, dtype=np.float64)
@@ -30,9 +32,13 @@ def frequency_figure(freq: np.ndarray, *, title: str = "Latent frequency (Zipf p
             ranks = np.arange(rank0, rank0 + ids.size)
             fig.add_trace(
                 scatter_cls(ids.size)(
-                    x=ranks, y=f[ids], mode="markers", name=f"{name} ({ids.size})",
+                    x=ranks,
+                    y=f[ids],
+                    mode="markers",
+                    name=f"{name} ({ids.size})",
                     marker={"size": 4, "color": _COLORS[name]},
-                    text=[f"latent {j}" for j in ids], hovertemplate="%{text}<br>rank %{x}<br>freq %{y:.3g}<extra></extra>",
+                    text=[f"latent {j}" for j in ids],
+                    hovertemplate="%{text}<br>rank %{x}<br>freq %{y:.3g}<extra></extra>",
                 )
             )
             rank0 += ids.size
@@ -41,26 +47,49 @@ def frequency_figure(freq: np.ndarray, *, title: str = "Latent frequency (Zipf p
         title=f"{title} — {n_dead} dead of {f.size}",
         xaxis={"type": "log", "title": "frequency rank"},
         yaxis={"type": "log", "title": "fraction of documents where the latent is active"},
-        template=TEMPLATE, height=420,
+        template=TEMPLATE,
+        height=420,
     )
     return fig
 
 
-def amplification_figure(curves: dict[str, Sequence[dict[str, float]]], *, k: int = 10, title: str = "Amplification grid") -> go.Figure:
+def amplification_figure(
+    curves: dict[str, Sequence[dict[str, float]]], *, k: int = 10, title: str = "Amplification grid"
+) -> go.Figure:
     """MRR@k and P@k against the amplification amount, one line pair per curve name (e.g. side)."""
     fig = go.Figure()
     for name, rows in curves.items():
         amounts = [r["amount"] for r in rows if r["amount"] > 0]
         for metric, dash in ((f"mrr@{k}", "solid"), (f"p@{k}", "dot")):
-            fig.add_trace(go.Scatter(x=amounts, y=[r[metric] for r in rows if r["amount"] > 0], mode="lines+markers", name=f"{name} {metric}", line={"dash": dash}))
+            fig.add_trace(
+                go.Scatter(
+                    x=amounts,
+                    y=[r[metric] for r in rows if r["amount"] > 0],
+                    mode="lines+markers",
+                    name=f"{name} {metric}",
+                    line={"dash": dash},
+                )
+            )
             base = next((r[metric] for r in rows if r["amount"] == 0), None)
             if base is not None:
                 fig.add_hline(y=base, line={"dash": "dash", "width": 1, "color": "#999"})
-    fig.update_layout(title=title, xaxis={"type": "log", "title": "amount added to the latent"}, yaxis={"title": "score"}, template=TEMPLATE, height=420)
+    fig.update_layout(
+        title=title,
+        xaxis={"type": "log", "title": "amount added to the latent"},
+        yaxis={"title": "score"},
+        template=TEMPLATE,
+        height=420,
+    )
     return fig
 
 
-def steering_figure(before: np.ndarray, after: np.ndarray, *, labels: Sequence[str] | None = None, title: str = "Documents carrying the latent in the top 5") -> go.Figure:
+def steering_figure(
+    before: np.ndarray,
+    after: np.ndarray,
+    *,
+    labels: Sequence[str] | None = None,
+    title: str = "Documents carrying the latent in the top 5",
+) -> go.Figure:
     """Grouped bars of per-query counts before and after steering."""
     x = list(labels) if labels is not None else [str(i) for i in range(len(before))]
     fig = go.Figure([go.Bar(x=x, y=list(before), name="before"), go.Bar(x=x, y=list(after), name="after")])

@@ -31,7 +31,9 @@ DEMO: dict[str, Any] = {"n_latents": 2048, "k": 32, "epochs": 12, "batch_size": 
 load_task_embeddings = rotten_tomatoes_embeddings
 
 
-def perspective_latent(values: np.ndarray, indices: np.ndarray, labels: np.ndarray, positive: Any, n_latents: int) -> int:
+def perspective_latent(
+    values: np.ndarray, indices: np.ndarray, labels: np.ndarray, positive: Any, n_latents: int
+) -> int:
     """The latent whose activation rate differs most between documents labelled ``positive`` and
     the rest (e.g. "rotten" vs "fresh" reviews): a binary perspective to steer towards."""
     pos = np.asarray(labels) == positive
@@ -52,7 +54,8 @@ def _latent_table(explainer: Any, latents: list[tuple[str, int]]) -> str:
         )
     return (
         "<table><tr><th>region</th><th>latent</th><th>freq</th><th>keywords (tf-idf)</th><th>top reviews</th></tr>"
-        + "".join(rows) + "</table>"
+        + "".join(rows)
+        + "</table>"
     )
 
 
@@ -84,7 +87,11 @@ def demo_chapter(out: Path, *, verbose: bool = True) -> list[Section]:
     picks = [(r, int(regions[r][len(regions[r]) // 2])) for r in ("head", "torso", "tail") if regions[r].size]
     picks = [("head", int(regions["head"][0]))] + picks if regions["head"].size else picks
     sections.append(
-        ("Sparse autoencoder — latent frequencies and examples", _latent_table(ex, picks), [frequency_figure(ex.frequencies_)])
+        (
+            "Sparse autoencoder — latent frequencies and examples",
+            _latent_table(ex, picks),
+            [frequency_figure(ex.frequencies_)],
+        )
     )
 
     # steering: the latent that separates "rotten" from "fresh" reviews, added to every query
@@ -111,7 +118,12 @@ def demo_chapter(out: Path, *, verbose: bool = True) -> list[Section]:
         )
     lines.append("</table>")
     shown = np.argsort(-(after - before), kind="stable")[:20]
-    fig = steering_figure(before[shown], after[shown], labels=[task.query_ids[i] for i in shown], title=f"Reviews carrying latent {j} in the top 5 (20 queries)")
+    fig = steering_figure(
+        before[shown],
+        after[shown],
+        labels=[task.query_ids[i] for i in shown],
+        title=f"Reviews carrying latent {j} in the top 5 (20 queries)",
+    )
     sections.append(("Sparse autoencoder — steering retrieval through a latent", "".join(lines), [fig]))
     if verbose:
         print(f"sae chapter: {time.perf_counter() - t0:.1f} s")

@@ -12,8 +12,9 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -97,7 +98,9 @@ def to_run(
     return out
 
 
-def evaluate(run: dict[Hashable, dict[Hashable, float]], qrels: dict[Hashable, dict[Hashable, int]], k: int = 10) -> dict[str, float]:
+def evaluate(
+    run: dict[Hashable, dict[Hashable, float]], qrels: dict[Hashable, dict[Hashable, int]], k: int = 10
+) -> dict[str, float]:
     """``{"mrr@k", "p@k", "r@k"}`` of a run against qrels (trec_eval semantics, see :mod:`latentatlas.metrics`)."""
     return {
         f"mrr@{k}": mrr_at_k(run, qrels, k),
@@ -149,11 +152,15 @@ def check_qrels(qrels: Any, query_ids: Sequence[Hashable], doc_ids: Sequence[Has
     qs, ds = set(query_ids), set(doc_ids)
     bad_q = [q for q in qrels if q not in qs]
     if bad_q:
-        raise ValueError(f"qrels names {len(bad_q)} unknown query id(s), e.g. {bad_q[:3]} (query ids are {list(query_ids)[:3]}...)")
+        raise ValueError(
+            f"qrels names {len(bad_q)} unknown query id(s), e.g. {bad_q[:3]} (query ids are {list(query_ids)[:3]}...)"
+        )
     for q, docs in qrels.items():
         bad_d = [d for d in docs if d not in ds]
         if bad_d:
-            raise ValueError(f"qrels[{q!r}] names unknown document id(s) {bad_d[:3]} (document ids are {list(doc_ids)[:3]}...)")
+            raise ValueError(
+                f"qrels[{q!r}] names unknown document id(s) {bad_d[:3]} (document ids are {list(doc_ids)[:3]}...)"
+            )
 
 
 def retrieval_report(
@@ -187,7 +194,9 @@ def retrieval_report(
     qids = list(range(Q.shape[0])) if query_ids is None else list(query_ids)
     dids = list(range(D.shape[0])) if doc_ids is None else list(doc_ids)
     if len(qids) != Q.shape[0] or len(dids) != D.shape[0]:
-        raise ValueError(f"query_ids / doc_ids must have {Q.shape[0]} / {D.shape[0]} entries, got {len(qids)} / {len(dids)}")
+        raise ValueError(
+            f"query_ids / doc_ids must have {Q.shape[0]} / {D.shape[0]} entries, got {len(qids)} / {len(dids)}"
+        )
     check_qrels(qrels, qids, dids)
     pos = {d: i for i, d in enumerate(dids)}
     qpos = {q: i for i, q in enumerate(qids)}
@@ -205,7 +214,9 @@ def retrieval_report(
         qc = m.encode(Q, subtract_decoder_bias=latent_subtract_decoder_bias, threads=threads)
         dc = m.encode(D, subtract_decoder_bias=latent_subtract_decoder_bias, threads=threads)
         s, i = latent_search(qc, dc, k, n_latents=m.n_latents, threads=threads)
-        latent_rows.append({"method": f"Sparse Latent (K={m.k})", "K": m.k, "mse": None, **evaluate(run_of(s, i), qrels, k)})
+        latent_rows.append(
+            {"method": f"Sparse Latent (K={m.k})", "K": m.k, "mse": None, **evaluate(run_of(s, i), qrels, k)}
+        )
         Qh = m.reconstruct(Q, threads=threads)
         Dh = m.reconstruct(D, threads=threads)
         err_q = (Qh[q_rows].astype(np.float64) - Q[q_rows]) if q_rows else np.zeros((0, Q.shape[1]))
@@ -213,6 +224,8 @@ def retrieval_report(
         errs = np.concatenate([err_q, err_d])
         mse = float((errs**2).mean()) if errs.size else float("nan")
         s, i = dense_search(Qh, Dh, k, threads=threads)
-        recon_rows.append({"method": f"Reconstructed (K={m.k})", "K": m.k, "mse": mse, **evaluate(run_of(s, i), qrels, k)})
+        recon_rows.append(
+            {"method": f"Reconstructed (K={m.k})", "K": m.k, "mse": mse, **evaluate(run_of(s, i), qrels, k)}
+        )
     rep.rows += latent_rows + recon_rows
     return rep

@@ -34,8 +34,9 @@ body over a kernel namespace: ``backend="sparse"`` runs it on :mod:`latentatlas.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -64,7 +65,9 @@ class Batch:
     nbr: np.ndarray
 
 
-def nearest_documents(Q: np.ndarray, D: np.ndarray, k: int, *, exclude_self: bool = False, threads: int | None = None) -> np.ndarray:
+def nearest_documents(
+    Q: np.ndarray, D: np.ndarray, k: int, *, exclude_self: bool = False, threads: int | None = None
+) -> np.ndarray:
     """Exact inner-product top-k documents of every query, ``(len(Q), k)`` int64 (core primitive)."""
     return _core.gemm_topk(Q, D, k, exclude_self=exclude_self, threads=threads)[1]
 
@@ -333,9 +336,18 @@ def fit(
                     batch = Batch(anchors[rows], D[:0], np.zeros((len(rows), 0), np.int64))
                 dead = since >= dead_after if auxk else None
                 losses, grads = loss_and_grads(
-                    params, batch, sae.k, kl=kl, kl_weight=kl_weight if use_kl else 0.0,
-                    temperature=temperature, subtract_decoder_bias=sae.subtract_decoder_bias,
-                    dead=dead, auxk=auxk, auxk_coef=auxk_coef, backend=backend, threads=threads,
+                    params,
+                    batch,
+                    sae.k,
+                    kl=kl,
+                    kl_weight=kl_weight if use_kl else 0.0,
+                    temperature=temperature,
+                    subtract_decoder_bias=sae.subtract_decoder_bias,
+                    dead=dead,
+                    auxk=auxk,
+                    auxk_coef=auxk_coef,
+                    backend=backend,
+                    threads=threads,
                 )
                 since += len(rows) + batch.docs.shape[0]
                 since[losses["fired"]] = 0
@@ -353,7 +365,9 @@ def fit(
                 for key in sums:
                     sums[key] += losses[key]
                 bar.update(1)
-                bar.set_postfix(epoch=epoch, loss=f"{losses['loss']:.3g}", mse=f"{losses['mse']:.3g}", kl=f"{losses['kl']:.3g}")
+                bar.set_postfix(
+                    epoch=epoch, loss=f"{losses['loss']:.3g}", mse=f"{losses['mse']:.3g}", kl=f"{losses['kl']:.3g}"
+                )
             rec = {key: val / n_batches for key, val in sums.items()}
             rec.update(epoch=epoch, lr=lr_e, dead_fraction=float((since >= dead_after).mean()))
             sae.history_.append(rec)
