@@ -12,6 +12,25 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
+__all__ = [
+    "__version__",
+    "GRAM_CHUNK_ROWS",
+    "SIMD_ENV",
+    "gram",
+    "feature_topk",
+    "rayleigh_energy",
+    "gemm_topk",
+    "knn_sqdist",
+    "sae_encode",
+    "sparse_decode",
+    "sparse_gather_dot",
+    "sparse_scatter_rows",
+    "latent_search",
+    "adam_step",
+    "simd_path",
+    "simd_warning",
+]
+
 __version__: str
 GRAM_CHUNK_ROWS: int
 SIMD_ENV: str
