@@ -5,8 +5,7 @@ use rayon::prelude::*;
 
 use crate::error::{argument, shape, CoreError, Result};
 use crate::real::Real;
-use crate::simd::{simd_path, SimdPath};
-use crate::simd_dispatch;
+use crate::simd::{simd_dispatch, simd_path, SimdPath};
 
 /// Rows per block. A block is transposed into a feature-major f64 buffer so that every edge of
 /// L becomes one contiguous, vectorisable pass over the block's rows.

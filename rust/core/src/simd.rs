@@ -140,7 +140,7 @@ unsafe fn run_avx2<R>(f: impl FnOnce() -> R) -> R {
 ///
 /// `f` must be an `#[inline(always)]` closure whose callees are `#[inline(always)]` too, so its
 /// whole body is inlined into the feature-enabled wrapper and compiled with those features; use
-/// [`simd_dispatch!`](crate::simd_dispatch), which adds the attribute. Apply it per block of work,
+/// [`simd_dispatch!`], which adds the attribute. Apply it per block of work,
 /// never per element: the call is not free.
 #[inline(always)]
 pub(crate) fn dispatch<R>(path: SimdPath, f: impl FnOnce() -> R) -> R {
@@ -160,8 +160,6 @@ pub(crate) fn dispatch<R>(path: SimdPath, f: impl FnOnce() -> R) -> R {
 
 /// `simd_dispatch!(path, expr)`: evaluate `expr` with the vector instructions of `path`
 /// (see [`dispatch`]). The expression should call `#[inline(always)]` functions only.
-#[macro_export]
-#[doc(hidden)]
 macro_rules! simd_dispatch {
     ($path:expr, $body:expr) => {
         $crate::simd::dispatch(
@@ -171,6 +169,7 @@ macro_rules! simd_dispatch {
         )
     };
 }
+pub(crate) use simd_dispatch;
 
 #[cfg(test)]
 mod tests {

@@ -12,8 +12,7 @@ use rayon::prelude::*;
 use crate::check::{check_indices, check_len, check_values};
 use crate::error::{argument, shape, Result};
 use crate::real::Real;
-use crate::simd::{simd_path, SimdPath};
-use crate::simd_dispatch;
+use crate::simd::{simd_dispatch, simd_path, SimdPath};
 
 /// Element arithmetic for the decode axpy: accumulating in the element type keeps float32 rows
 /// float32 (twice the SIMD width of widening to f64; ~k terms per output, as a BLAS would).
