@@ -5,24 +5,7 @@ This module only re-exports them so ``from latentatlas.charts import ...`` keeps
 
 from __future__ import annotations
 
-from .minima.plots import (
-    alpha_sweep_chart,
-    basin_overlay,
-    energy_scatter,
-    energy_vs_score,
-    jaccard_heatmap,
-    kde_density_chart,
-    method_bars,
-    score_scatter,
-)
+from .minima import plots as _plots
+from .minima.plots import *  # noqa: F403  (the whole public surface of the new home)
 
-__all__ = [
-    "alpha_sweep_chart",
-    "basin_overlay",
-    "energy_scatter",
-    "energy_vs_score",
-    "jaccard_heatmap",
-    "kde_density_chart",
-    "method_bars",
-    "score_scatter",
-]
+__all__ = list(_plots.__all__)

@@ -10,7 +10,7 @@ Paths:
 
 - ``"dense"``: the full N×N kernel; P's right eigenvectors come from the symmetric
   ``M = D^-1/2 K D^-1/2`` (same eigenvalues; ``ψ = D^-1/2 u``) via ``scipy.linalg.eigh``.
-- ``"sparse"``: the exact k-nearest-neighbour graph from the Rust core (``_core.gemm_topk``:
+- ``"sparse"``: the exact k-nearest-neighbour graph from the Rust core (``_core.knn_sqdist`` on
   blocked GEMM + per-row top-k, never an N×N matrix), the same Gaussian weights on its edges
   (max-symmetrised, self loops kept as K_ii = 1), and ``scipy.sparse.linalg.eigsh`` on the same
   symmetric normalisation. Memory O(N·k); time dominated by the kNN search.

@@ -107,17 +107,7 @@ pub fn latent_search<T: Real>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::pseudo;
-
-    fn dense_codes(vals: &Array2<f64>, idx: &Array2<i64>, n: usize) -> Array2<f64> {
-        let mut h = Array2::zeros((vals.nrows(), n));
-        for i in 0..vals.nrows() {
-            for t in 0..vals.ncols() {
-                h[[i, idx[[i, t]] as usize]] += vals[[i, t]];
-            }
-        }
-        h
-    }
+    use crate::testutil::{dense_codes, pseudo};
 
     #[test]
     fn matches_dense_product() {

@@ -333,17 +333,7 @@ pub fn sparse_scatter_rows<T: Real>(
 mod tests {
     use super::*;
     use crate::error::CoreError;
-    use crate::testutil::pseudo;
-
-    fn dense_codes(vals: &Array2<f64>, idx: &Array2<i64>, n: usize) -> Array2<f64> {
-        let mut h = Array2::zeros((vals.nrows(), n));
-        for i in 0..vals.nrows() {
-            for t in 0..vals.ncols() {
-                h[[i, idx[[i, t]] as usize]] += vals[[i, t]];
-            }
-        }
-        h
-    }
+    use crate::testutil::{dense_codes, pseudo};
 
     /// A code of `rows × k` distinct latents out of `n`, a quarter of the values zero.
     fn code(rows: usize, k: usize, n: usize, seed: u64) -> (Array2<f64>, Array2<i64>) {

@@ -12,3 +12,14 @@ pub(crate) fn pseudo(n: usize, f: usize, seed: u64) -> Array2<f64> {
         ((s >> 11) as f64 / (1u64 << 53) as f64) - 0.5
     })
 }
+
+/// Sparse codes (values, indices), rows × k, scattered into a dense rows × n matrix (repeats add up).
+pub(crate) fn dense_codes(vals: &Array2<f64>, idx: &Array2<i64>, n: usize) -> Array2<f64> {
+    let mut h = Array2::zeros((vals.nrows(), n));
+    for i in 0..vals.nrows() {
+        for t in 0..vals.ncols() {
+            h[[i, idx[[i, t]] as usize]] += vals[[i, t]];
+        }
+    }
+    h
+}
