@@ -51,6 +51,18 @@ def _from_core(core: Any, name: str) -> tuple[str, str | None]:
         return UNKNOWN, f"_core.{name}() failed: {exc}"
 
 
+def _simd_warning(core: Any) -> str | None:
+    """Why $LATENTATLAS_SIMD was not honoured (``_core.simd_warning()``), else None."""
+    fn = getattr(core, "simd_warning", None)
+    if fn is None:
+        return None
+    try:
+        msg = fn()
+    except Exception as exc:  # report it, never fail `info` because of it
+        return f"_core.simd_warning() failed: {exc}"
+    return None if msg is None else str(msg)
+
+
 def _rayon_threads(core: Any) -> tuple[int, str]:
     """Worker threads of rayon's global pool, and where the figure comes from."""
     fn = getattr(core, "rayon_threads", None) or getattr(core, "num_threads", None)
@@ -75,7 +87,8 @@ def info() -> dict[str, Any]:
     Returns
     -------
     dict with ``version``, ``python``, ``platform``, ``numpy``, ``core`` (the extension file),
-    ``simd`` (``path`` in use, ``requested`` = $LATENTATLAS_SIMD or None, ``note``),
+    ``simd`` (``path`` in use, ``requested`` = $LATENTATLAS_SIMD or None, ``warning`` when that
+    value was not honoured, ``note`` when the extension cannot say),
     ``rayon_threads`` and ``rayon_threads_source``, ``build_profile`` (and ``build_profile_note``
     when unknown), ``extras`` (extra -> bool) and ``extras_modules`` (module -> bool).
     """
@@ -94,7 +107,12 @@ def info() -> dict[str, Any]:
         "platform": f"{platform.system()} {platform.machine()}",
         "numpy": np.__version__,
         "core": os.path.basename(getattr(_core, "__file__", "") or "") or UNKNOWN,
-        "simd": {"path": simd, "requested": os.environ.get(SIMD_ENV), "note": simd_note},
+        "simd": {
+            "path": simd,
+            "requested": os.environ.get(SIMD_ENV),
+            "warning": _simd_warning(_core),
+            "note": simd_note,
+        },
         "rayon_threads": threads,
         "rayon_threads_source": threads_source,
         "build_profile": profile,
@@ -113,6 +131,8 @@ def format_info(d: dict[str, Any]) -> str:
         simd_line += f"  ({SIMD_ENV}={simd['requested']})"
     if simd["note"]:
         simd_line += f"  [{simd['note']}]"
+    if simd.get("warning"):
+        simd_line += f"\n                 warning: {simd['warning']}"
     profile = d["build_profile"] + (f"  [{d['build_profile_note']}]" if d.get("build_profile_note") else "")
     lines = [
         f"latentatlas {d['version']}",

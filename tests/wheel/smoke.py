@@ -322,7 +322,26 @@ def _():
     assert r.returncode == 0, f"rc={r.returncode}\n{r.stderr}"
     d = json.loads(r.stdout)
     assert d["version"] == ARGS.expect_version
-    return None
+    if d["simd"]["path"] == "unknown":
+        return "no SIMD dispatch in this build: LATENTATLAS_SIMD not exercised"
+    # LATENTATLAS_SIMD: a forced path is used; a bad value warns (naming the variable) and falls back.
+    auto = d["simd"]["path"]
+    for forced in ("scalar", "auto", "bogus"):
+        r = subprocess.run(
+            [exe, "info", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "LATENTATLAS_SIMD": forced},
+        )
+        assert r.returncode == 0, f"LATENTATLAS_SIMD={forced}: rc={r.returncode}\n{r.stderr}"
+        got = json.loads(r.stdout)["simd"]
+        want = {"scalar": "scalar", "auto": auto, "bogus": auto}[forced]
+        assert got["path"] == want, f"LATENTATLAS_SIMD={forced}: path {got['path']}, expected {want}"
+        if forced == "bogus":
+            assert got.get("warning") and "LATENTATLAS_SIMD" in got["warning"], got
+            assert "LATENTATLAS_SIMD" in r.stderr, f"no warning on stderr: {r.stderr!r}"
+    return f"simd auto={auto}; LATENTATLAS_SIMD=scalar|auto|bogus honoured/warned"
 
 
 shutil.rmtree(TMP, ignore_errors=True)
