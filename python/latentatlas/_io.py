@@ -4,6 +4,7 @@ matrix readers with errors that name the file, and files shipped inside installe
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -171,3 +172,34 @@ def load_matrix(path: str | os.PathLike[str], key: str | None = None) -> np.ndar
     if not np.isfinite(arr).all():
         raise ValueError(f"{src} contains NaN or infinity")
     return arr
+
+
+# A name that becomes one path component: letters, digits and ``._-+=@,`` (no separators, no glob
+# characters, no leading dot, so never ``.``, ``..`` or a hidden file), at most 255 bytes.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_+=@,-][A-Za-z0-9._+=@,-]{0,254}")
+
+
+def safe_name(name: object, what: str) -> str:
+    """``name`` if it is safe as a single path component, else ValueError naming ``what``.
+
+    Every name that comes from a user or from a file (a model, variant, persona id, mask strategy,
+    output stem) goes through here before it is joined to a directory, so it cannot climb out of
+    that directory (``..``, ``/``, an absolute path) or match other files (glob characters).
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"{what} must be a string, got {type(name).__name__}")
+    if not _SAFE_NAME.fullmatch(name) or len(name.encode("utf-8")) > 255:
+        raise ValueError(
+            f"{what} {name!r} is not a safe file name: use letters, digits and . _ - + = @ , "
+            "(no path separators, no glob characters, not starting with a dot)"
+        )
+    return name
+
+
+def inside(root: str | os.PathLike[str], *parts: str) -> Path:
+    """``root / parts...`` resolved, checked to stay inside ``root`` (symlinks followed), else ValueError."""
+    base = Path(root).resolve()
+    target = base.joinpath(*parts).resolve()
+    if target != base and base not in target.parents:
+        raise ValueError(f"{'/'.join(parts)!r} resolves to {target}, outside {base}")
+    return target
