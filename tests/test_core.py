@@ -186,7 +186,7 @@ SPECS = [
 ]
 BY_NAME = {s.name: s for s in SPECS}
 # functions of _core that are not kernels (no arrays in, nothing to twin)
-NOT_KERNELS = {"simd_path", "simd_warning"}
+NOT_KERNELS = {"simd_path", "simd_warning", "build_profile", "rayon_threads"}
 CORE_FUNCS = sorted(
     n for n in dir(_core) if callable(getattr(_core, n)) and not n.startswith("_") and n not in NOT_KERNELS
 )

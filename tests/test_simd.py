@@ -45,7 +45,7 @@ print(" | ".join(str(w.message) for w in caught if issubclass(w.category, Runtim
 """
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _probe(value: str | None) -> tuple[str, str, str, str]:
     env = dict(os.environ)
     env.pop("LATENTATLAS_SIMD", None)

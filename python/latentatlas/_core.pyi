@@ -29,6 +29,8 @@ __all__ = [
     "adam_step",
     "simd_path",
     "simd_warning",
+    "build_profile",
+    "rayon_threads",
 ]
 
 __version__: str
@@ -167,3 +169,9 @@ def simd_warning() -> str | None:
 
     The same message is issued as a RuntimeWarning when the extension is imported.
     """
+
+def build_profile() -> str:
+    """ "release" or "debug": how this extension was compiled."""
+
+def rayon_threads() -> int:
+    """Worker threads of the global pool that ``threads=None`` runs on."""

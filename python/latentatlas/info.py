@@ -14,8 +14,11 @@ import json
 import os
 import platform
 import sys
-from collections.abc import Callable
 from typing import Any
+
+import numpy as np
+
+from . import __version__, _core
 
 __all__ = ["EXTRAS", "info", "register"]
 
@@ -28,9 +31,6 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "dask": ("dask", "distributed"),
 }
 
-SIMD_ENV = "LATENTATLAS_SIMD"
-UNKNOWN = "unknown"
-
 
 def _importable(module: str) -> bool:
     """True when ``module`` (a top-level name) can be imported; it is located, not imported."""
@@ -40,47 +40,6 @@ def _importable(module: str) -> bool:
         return False
 
 
-def _from_core(core: Any, name: str) -> tuple[str, str | None]:
-    """``(value, note)`` of the zero-argument ``_core.<name>()``; ``unknown`` with a note if absent."""
-    fn: Callable[[], Any] | None = getattr(core, name, None)
-    if fn is None:
-        return UNKNOWN, f"this build of latentatlas._core has no {name}()"
-    try:
-        return str(fn()), None
-    except Exception as exc:  # report it, never fail `info` because of it
-        return UNKNOWN, f"_core.{name}() failed: {exc}"
-
-
-def _simd_warning(core: Any) -> str | None:
-    """Why $LATENTATLAS_SIMD was not honoured (``_core.simd_warning()``), else None."""
-    fn = getattr(core, "simd_warning", None)
-    if fn is None:
-        return None
-    try:
-        msg = fn()
-    except Exception as exc:  # report it, never fail `info` because of it
-        return f"_core.simd_warning() failed: {exc}"
-    return None if msg is None else str(msg)
-
-
-def _rayon_threads(core: Any) -> tuple[int, str]:
-    """Worker threads of rayon's global pool, and where the figure comes from."""
-    fn = getattr(core, "rayon_threads", None) or getattr(core, "num_threads", None)
-    if fn is not None:
-        try:
-            return int(fn()), "reported by latentatlas._core"
-        except Exception:  # fall back to rayon's own rule below
-            pass
-    env = os.environ.get("RAYON_NUM_THREADS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env), "RAYON_NUM_THREADS"
-    try:
-        n = len(os.sched_getaffinity(0))  # what std::thread::available_parallelism sees (no cgroup quota)
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        n = os.cpu_count() or 1
-    return n, "rayon default: available CPUs; RAYON_NUM_THREADS overrides"
-
-
 def info() -> dict[str, Any]:
     """This installation: version, SIMD path, rayon threads, build profile, importable extras.
 
@@ -88,39 +47,28 @@ def info() -> dict[str, Any]:
     -------
     dict with ``version``, ``python``, ``platform``, ``numpy``, ``core`` (the extension file),
     ``simd`` (``path`` in use, ``requested`` = $LATENTATLAS_SIMD or None, ``warning`` when that
-    value was not honoured, ``note`` when the extension cannot say),
-    ``rayon_threads`` and ``rayon_threads_source``, ``build_profile`` (and ``build_profile_note``
-    when unknown), ``extras`` (extra -> bool) and ``extras_modules`` (module -> bool).
+    value was not honoured), ``rayon_threads`` (the global pool, what ``threads=None`` uses),
+    ``build_profile`` ("release" or "debug"), ``extras`` (extra -> bool) and ``extras_modules``
+    (module -> bool).
     """
-    import numpy as np
-
-    from . import __version__, _core
-
-    simd, simd_note = _from_core(_core, "simd_path")
-    profile, profile_note = _from_core(_core, "build_profile")
-    threads, threads_source = _rayon_threads(_core)
     modules = sorted({m for mods in EXTRAS.values() for m in mods})
     found = {m: _importable(m) for m in modules}
-    out: dict[str, Any] = {
+    return {
         "version": __version__,
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "platform": f"{platform.system()} {platform.machine()}",
         "numpy": np.__version__,
-        "core": os.path.basename(getattr(_core, "__file__", "") or "") or UNKNOWN,
+        "core": os.path.basename(_core.__file__ or ""),
         "simd": {
-            "path": simd,
-            "requested": os.environ.get(SIMD_ENV),
-            "warning": _simd_warning(_core),
-            "note": simd_note,
+            "path": _core.simd_path(),
+            "requested": os.environ.get(_core.SIMD_ENV),
+            "warning": _core.simd_warning(),
         },
-        "rayon_threads": threads,
-        "rayon_threads_source": threads_source,
-        "build_profile": profile,
-        "build_profile_note": profile_note,
+        "rayon_threads": _core.rayon_threads(),
+        "build_profile": _core.build_profile(),
         "extras": {extra: all(found[m] for m in mods) for extra, mods in EXTRAS.items()},
         "extras_modules": found,
     }
-    return out
 
 
 def format_info(d: dict[str, Any]) -> str:
@@ -128,19 +76,16 @@ def format_info(d: dict[str, Any]) -> str:
     simd = d["simd"]
     simd_line = simd["path"]
     if simd["requested"]:
-        simd_line += f"  ({SIMD_ENV}={simd['requested']})"
-    if simd["note"]:
-        simd_line += f"  [{simd['note']}]"
+        simd_line += f"  ({_core.SIMD_ENV}={simd['requested']})"
     if simd.get("warning"):
         simd_line += f"\n                 warning: {simd['warning']}"
-    profile = d["build_profile"] + (f"  [{d['build_profile_note']}]" if d.get("build_profile_note") else "")
     lines = [
         f"latentatlas {d['version']}",
         f"  python         {d['python']} on {d['platform']}, numpy {d['numpy']}",
         f"  extension      {d['core']}",
         f"  simd path      {simd_line}",
-        f"  rayon threads  {d['rayon_threads']}  ({d['rayon_threads_source']})",
-        f"  build profile  {profile}",
+        f"  rayon threads  {d['rayon_threads']}  (threads=None; RAYON_NUM_THREADS sets it)",
+        f"  build profile  {d['build_profile']}",
         "  extras:",
     ]
     for extra, ok in d["extras"].items():
@@ -166,7 +111,7 @@ def register(sub: Any) -> None:
         help="version, SIMD path, threads, build profile and installed extras",
         description=(
             "Show this installation: version, the SIMD path of the Rust kernels "
-            f"(${SIMD_ENV}=auto|scalar|avx2|avx512 forces one), rayon threads, build profile and "
+            f"(${_core.SIMD_ENV}=auto|scalar|avx2|avx512 forces one), rayon threads, build profile and "
             "which optional extras (text, llm, umap, parquet, dask) are importable."
         ),
     )

@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator
 
 from . import _core
+from ._estimator import Estimator
 from ._validate import as_matrix, check_choice, check_k, check_threads
 
 __all__ = [
@@ -167,7 +167,7 @@ def minmax(v: Any) -> np.ndarray:
     return (v - v.min()) / (v.max() - v.min() + 1e-9)
 
 
-class SpectralEnergy(BaseEstimator):
+class SpectralEnergy(Estimator):
     """Feature-graph Rayleigh energy as a scikit-learn style estimator.
 
     Parameters

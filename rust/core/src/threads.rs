@@ -38,6 +38,11 @@ fn pool(n: usize) -> Result<Arc<ThreadPool>> {
     Ok(p)
 }
 
+/// Worker threads of rayon's global pool (what `threads = None` runs on).
+pub fn global_threads() -> usize {
+    rayon::current_num_threads()
+}
+
 /// Run `f` on a pool of `threads` workers, or on rayon's global pool when `None`.
 ///
 /// `threads = None` is the default and the fast path: rayon's global pool (one worker per core,

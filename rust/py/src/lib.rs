@@ -38,6 +38,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(adam::adam_step, m)?)?;
     m.add_function(wrap_pyfunction!(simd::simd_path, m)?)?;
     m.add_function(wrap_pyfunction!(simd::simd_warning, m)?)?;
+    m.add_function(wrap_pyfunction!(simd::build_profile, m)?)?;
+    m.add_function(wrap_pyfunction!(simd::rayon_threads, m)?)?;
     // A bad LATENTATLAS_SIMD never fails: the kernels fall back to auto, and the import says so.
     if let Some(w) = core::simd_warning() {
         let py = m.py();

@@ -15,3 +15,19 @@ pub(crate) fn simd_path() -> &'static str {
 pub(crate) fn simd_warning() -> Option<&'static str> {
     core::simd_warning()
 }
+
+/// "release" or "debug": how this extension was compiled (debug builds are ~10x slower).
+#[pyfunction]
+pub(crate) fn build_profile() -> &'static str {
+    if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    }
+}
+
+/// Worker threads of the global pool that `threads=None` runs on.
+#[pyfunction]
+pub(crate) fn rayon_threads() -> usize {
+    core::global_threads()
+}
