@@ -59,15 +59,16 @@ py-test: build data browser
 test: rust-lint rust-test py-lint py-test wheel-test
 
 # One abi3 wheel (cp310-abi3: every CPython >= 3.10) in release mode + the sdist, into dist/.
-# maturin audits the wheel against MANYLINUX: manylinux_2_34 is the oldest policy this toolchain can
-# honour (it links against the host's glibc 2.36 and Rust's std then needs GLIBC_2.34 symbols;
-# manylinux_2_28 / 2014 fail the audit). An older policy needs an older glibc (a manylinux container).
-MANYLINUX ?= manylinux_2_34
+# maturin audits the wheel against MANYLINUX. Linked by the host's toolchain the oldest policy it passes is
+# manylinux_2_34 (glibc 2.36 here; Rust's std then needs GLIBC_2.34 symbols), which would exclude Ubuntu 20.04
+# and Debian 11. So the wheel links through zig (`--zig`, the `ziglang` package from PyPI) against glibc 2.17:
+# manylinux2014, which every x86-64 Linux of the last decade runs.
+MANYLINUX ?= manylinux2014
 .PHONY: wheel wheel-test
 wheel: venv
-	$(PIP) install --quiet "maturin>=1.9.4,<2"
+	$(PIP) install --quiet "maturin>=1.9.4,<2" "ziglang>=0.13"
 	rm -f dist/latentatlas-*.whl dist/latentatlas-*.tar.gz
-	$(VENV)/bin/maturin build --release --compatibility $(MANYLINUX) --interpreter $(abspath $(PY)) --out dist
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/maturin build --release --zig --compatibility $(MANYLINUX) --interpreter $(abspath $(PY)) --out dist
 	$(VENV)/bin/maturin sdist --out dist
 	@ls -l dist/latentatlas-*
 
