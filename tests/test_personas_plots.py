@@ -52,18 +52,33 @@ def xy(trace):
     return np.column_stack([np.asarray(trace.x, float), np.asarray(trace.y, float)])
 
 
+def points(frame, hover, axes="xy"):
+    """Every persona's coordinates in ``hover`` order, gathered from the frame's marker traces."""
+    at = {}
+    for t in frame.data:
+        if t.mode == "markers":
+            for i, h in enumerate(t.text):
+                at[h] = [float(getattr(t, a)[i]) for a in axes]
+    return np.array([at[h] for h in hover])
+
+
 def test_pca_figure_frames_and_slider(samples):
     fig = build_layered_figure(samples, "pca", layers=[0, 2, 4])
     assert isinstance(fig, go.Figure)
-    assert [f.name for f in fig.frames] == ["layer 0", "layer 2", "layer 4"]
+    assert [f.name for f in fig.frames] == ["0", "2", "4"]
     assert len(fig.layout.sliders[0].steps) == 3
-    assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["▶ Play", "❚❚ Pause"]
+    assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["Play", "Pause"]
+    assert fig.layout.title.text == "PCA by Layer - Layer 0"
+    assert len(fig.frames[0].data) == len(set(samples.labels))  # one legend trace per persona
+    assert {t.type for t in fig.frames[0].data} == {"scattergl"}
     for frame, layer in zip(fig.frames, [0, 2, 4]):
         ref = PCA(2, svd_solver="full").fit_transform(prep(samples.vectors[:, layer]))
-        np.testing.assert_allclose(xy(frame.data[0]), ref, atol=1e-4)
+        np.testing.assert_allclose(points(frame, samples.hover_text), ref, atol=1e-4)
     # a plain array works the same
-    fig2 = build_layered_figure(samples.vectors, "pca", layers=[0, 2, 4])
-    np.testing.assert_allclose(xy(fig2.frames[1].data[0]), xy(fig.frames[1].data[0]))
+    fig2 = build_layered_figure(samples.vectors, "pca", layers=[0, 2, 4], webgl=False)
+    assert {t.type for t in fig2.frames[0].data} == {"scatter"}
+    plain = [f"Persona: persona {i}<br>ID: {i}" for i in range(N)]
+    np.testing.assert_allclose(points(fig2.frames[1], plain), points(fig.frames[1], samples.hover_text))
 
 
 def test_similarity_figure(samples):
@@ -90,7 +105,7 @@ def test_projection_data_reuse_skips_recomputation(samples, table):
     with mock.patch.object(A, "project_isomap", side_effect=AssertionError("recomputed")):
         fig = build_layered_figure(samples, "isomap", layers=[1, 3], projection_data=pdata_iso, graph_overlay=True)
     assert len(fig.frames) == 2
-    np.testing.assert_allclose(xy(a.frames[0].data[0]), pdata.layer_coords[0])
+    np.testing.assert_allclose(xy(a.frames[0].data[0]), pdata.layer_coords[0])  # numeric colours: one trace
     pts_b = np.vstack([xy(t) for t in b.frames[0].data if len(t.x)])
     assert sorted(map(tuple, pts_b.round(6))) == sorted(map(tuple, pdata.layer_coords[0].round(6)))
     with pytest.raises(ValueError, match="projection_data layers must match"):
@@ -121,7 +136,7 @@ def test_attribute_colouring(samples, table):
     np.testing.assert_allclose(np.asarray(marker.color, float), num["color_values"])
     fig = build_layered_figure(samples, "pca", layers=[4], **cat)
     names = [t.name for t in fig.frames[0].data]
-    assert names == sorted(set(cat["groups"]))
+    assert names == sorted(set(cat["groups"]), key=str.casefold)
     assert sum(len(t.x) for t in fig.frames[0].data) == N
     with pytest.raises(KeyError, match="unknown attribute 'shoe'"):
         attribute_color_kwargs(table, "shoe", ids)
@@ -157,21 +172,26 @@ def test_3d_and_umap(samples):
     fig = build_layered_figure(samples, "pca", layers=[0, 1], n_components=3)
     assert isinstance(fig.frames[0].data[0], go.Scatter3d)
     ref = PCA(3, svd_solver="full").fit_transform(prep(samples.vectors[:, 1]))
-    np.testing.assert_allclose(np.asarray(fig.frames[1].data[0].z, float), ref[:, 2], atol=1e-4)
+    np.testing.assert_allclose(points(fig.frames[1], samples.hover_text, "xyz"), ref, atol=1e-4)
+    assert fig.layout.title.text == "PCA (3D) by Layer - Layer 0"
 
 
 def test_pair_similarity_figure(samples):
-    fig = build_pair_similarity_figure(samples, layers=[0, 2, 4], pairs=[(0, 1), (2, 5)])
+    fig = build_pair_similarity_figure(samples, layers=[0, 2, 4], pairs=[(0, 1), (2, 5)], layer_slider=True)
     assert len(fig.layout.sliders[0].steps) == 3
     for t, (a, b) in zip(fig.data[:2], [(0, 1), (2, 5)]):
         expect = [cosine_similarity(prep(samples.vectors[:, lay]))[a, b] for lay in [0, 2, 4]]
         np.testing.assert_allclose(t.y, expect, atol=2e-6)
-    auto = build_pair_similarity_figure(samples, max_pairs=4)
+    # the original's default: every pair, no frames
+    every = build_pair_similarity_figure(samples, layers=[0, 1])
+    assert len(every.data) == N * (N - 1) // 2 and not every.frames
+    assert every.layout.title.text == "Centered Pair Similarity Across Layers"
+    auto = build_pair_similarity_figure(samples, max_pairs=4, layer_slider=True)
     assert len(auto.data) == 5  # 4 pairs + the moving marker
     S = np.mean([cosine_similarity(prep(samples.vectors[:, lay])) for lay in range(LAYERS)], axis=0)
     iu = np.triu_indices(N, 1)
     best = np.argmax(S[iu])
-    assert auto.data[0].name == f"{samples.labels[iu[0][best]]} ↔ {samples.labels[iu[1][best]]}"
+    assert auto.data[0].name == f"{samples.labels[iu[0][best]]} <> {samples.labels[iu[1][best]]}"
     with pytest.raises(ValueError, match="pairs must be index pairs"):
         build_pair_similarity_figure(samples, pairs=[(0, 0)])
 
@@ -184,7 +204,9 @@ def test_dendrogram_matches_scipy(samples):
         assert list(fig.layout.xaxis.ticktext) == ref["ivl"]
     fig = plot_persona_dendrogram(samples.vectors, 2, linkage="average")
     ref = hierarchy.dendrogram(hierarchy.linkage(prep(samples.vectors[:, 2]), "average"), no_plot=True)
-    assert max(y for y in fig.data[0].y if y is not None) == pytest.approx(max(max(d) for d in ref["dcoord"]), rel=1e-5)
+    top = max(max(t.y) for t in fig.data)
+    assert top == pytest.approx(max(max(d) for d in ref["dcoord"]), rel=1e-5)
+    assert len(fig.data) == N - 1  # one coloured trace per merge
     with pytest.raises(ValueError, match="^linkage must be one of: ward, average, complete, single$"):
         plot_persona_dendrogram(samples, linkage="centroid")
 
@@ -195,8 +217,9 @@ def test_scree_layer_similarity_spectral(samples):
     np.testing.assert_allclose(
         fig.data[0].y, PCA(svd_solver="full").fit(prep(samples.vectors[:, 0])).explained_variance_ratio_[:5], atol=1e-6
     )
-    fig = plot_scree({"layer 0": r0}, cumulative=True, max_components=None)
-    assert fig.data[0].y[-1] == pytest.approx(1.0)
+    fig = plot_scree({"layer 0": r0}, n_components=None)  # cumulative by default, a dashed second trace
+    assert fig.data[1].y[-1] == pytest.approx(1.0) and fig.data[1].line.dash == "dash"
+    assert len(plot_scree({"layer 0": r0}, cumulative=False).data) == 1
     fig = plot_layer_similarity({"a vs b": [0.1, 0.5, 0.9]})
     assert list(fig.data[0].x) == [0, 1, 2]
     E = A.persona_spectral_energy(samples, [0, 4], k=4)

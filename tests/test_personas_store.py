@@ -53,7 +53,8 @@ def ref_store(tmp_path: Path) -> tuple[Path, dict[str, dict[str, np.ndarray]]]:
 def test_reads_reference_layout(ref_store):
     root, data = ref_store
     s = PersonaVectorStore(MODEL, root=root)
-    assert s.available_variants() == ["biography", "templated"]
+    assert s.available_variants() == ["templated", "biography"]  # the original's default variants, in order
+    assert PersonaVectorStore(MODEL, root, variants=None).available_variants() == ["biography", "templated"]
     assert s.list_personas(["biography"]) == ["p0", "p1", "p2", "p3"]
     with pytest.warns(UserWarning, match="Skipping 2 persona"):
         assert s.list_personas(["biography", "templated"]) == ["p0", "p1", "p2"]
@@ -69,10 +70,11 @@ def test_save_is_byte_compatible(tmp_path):
     s = PersonaVectorStore(MODEL, root=tmp_path)
     v0 = rng.standard_normal((L, H)).astype(np.float32)
     v1 = rng.standard_normal((L, H)).astype(np.float32)
-    p = s.save("biography", "a", v0, name="Ada", sample_ids=["q1"])
-    s.save("biography", "b", v1)
+    p = s.save("biography", "a", "Ada", v0, ["q1"])
+    s.save("biography", "b", None, v1)
     vdir = tmp_path / "google__gemma-2-9b-it" / "answer_mean" / "biography"
-    assert p == vdir / "a.safetensors"
+    assert p == vdir  # the original returns the variant directory
+    p = vdir / "a.safetensors"
     # what safetensors (numpy or torch: same Rust serializer) writes for {"activations": v}
     assert p.read_bytes() == st_save({"activations": v0})
     expect = {
@@ -81,33 +83,39 @@ def test_save_is_byte_compatible(tmp_path):
         "personas": {"a": {"name": "Ada", "sample_ids": ["q1"]}, "b": {"name": "b", "sample_ids": []}},
     }
     assert (vdir / "manifest.json").read_text() == json.dumps(expect, indent=2)
-    assert not list(vdir.glob("*.tmp"))
+    assert sorted(q.name for q in vdir.iterdir()) == [
+        ".manifest.lock",
+        "a.safetensors",
+        "b.safetensors",
+        "manifest.json",
+    ]
     # float64 input is stored as float32
-    s.save("biography", "c", v0.astype(np.float64))
+    s.save("biography", "c", "C", v0.astype(np.float64))
     assert s.load("biography", "c").dtype == np.float32
 
 
 def test_save_shape_mismatch_and_bad_ids(tmp_path):
     s = PersonaVectorStore(MODEL, root=tmp_path)
-    s.save("v", "a", np.zeros((L, H), np.float32))
+    s.save("v", "a", None, np.zeros((L, H), np.float32))
     with pytest.raises(ValueError, match=r"tensor shape \(4, 12\) for 'b' does not match the manifest .*manifest.json"):
-        s.save("v", "b", np.zeros((4, H), np.float32))
+        s.save("v", "b", None, np.zeros((4, H), np.float32))
     with pytest.raises(ValueError, match=r"must have shape \(num_layers, hidden_size\)"):
-        s.save("v", "b", np.zeros(H, np.float32))
-    with pytest.raises(ValueError, match="path separators"):
-        s.save("v", "../x", np.zeros((L, H), np.float32))
+        s.save("v", "b", None, np.zeros(H, np.float32))
+    with pytest.raises(ValueError, match="persona_id '../x' is not a safe file name"):
+        s.save("v", "../x", None, np.zeros((L, H), np.float32))
     with pytest.raises(ValueError, match="NaN"):
-        s.save("v", "n", np.full((L, H), np.nan, np.float32))
+        s.save("v", "n", None, np.full((L, H), np.nan, np.float32))
     assert s.list_personas(["v"]) == ["a"]
 
 
 def test_read_errors_name_the_file_or_value(ref_store, tmp_path):
     root, _ = ref_store
     missing = tmp_path / "nope"
-    with pytest.raises(FileNotFoundError, match=f"persona store root does not exist: {missing}"):
-        PersonaVectorStore(MODEL, root=missing).list_personas(["biography"])
+    assert PersonaVectorStore(MODEL, root=missing).list_personas(["biography"]) == []  # as the original
+    with pytest.raises(FileNotFoundError, match="unknown variant 'biography'"):
+        PersonaVectorStore(MODEL, root=missing).load("biography", "p0")
     s = PersonaVectorStore(MODEL, root=root)
-    with pytest.raises(FileNotFoundError, match=r"unknown variant 'neutral'.*available: \['biography', 'templated'\]"):
+    with pytest.raises(FileNotFoundError, match=r"unknown variant 'neutral'.*available: \['templated', 'biography'\]"):
         s.load("neutral", "p0")
     with pytest.raises(FileNotFoundError, match="no vector for persona 'zz'"):
         s.load("biography", "zz")
@@ -134,7 +142,7 @@ def test_read_errors_name_the_file_or_value(ref_store, tmp_path):
 
 def test_wrong_key_and_bf16(tmp_path):
     s = PersonaVectorStore(MODEL, root=tmp_path)
-    s.save("v", "a", np.ones((L, H), np.float32))
+    s.save("v", "a", None, np.ones((L, H), np.float32))
     vdir = s.variant_dir("v")
     save_file({"hidden": np.ones((L, H), np.float32)}, str(vdir / "a.safetensors"))
     with pytest.raises(ValueError, match=r"a.safetensors has no 'activations' tensor \(keys: \['hidden'\]\)"):
@@ -152,27 +160,36 @@ def test_wrong_key_and_bf16(tmp_path):
 
 def test_failed_save_leaves_no_partial_files(tmp_path, monkeypatch):
     s = PersonaVectorStore(MODEL, root=tmp_path)
-    s.save("v", "a", np.ones((L, H), np.float32))
+    s.save("v", "a", None, np.ones((L, H), np.float32))
     mpath = s.variant_dir("v") / "manifest.json"
     before = mpath.read_text()
 
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(store_mod, "atomic_write_text", boom)
+    real_stage = store_mod._stage
+    calls = []
+
+    def fail_second(*a, **k):  # the tensor is staged, then staging the manifest fails
+        calls.append(a[1])
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return real_stage(*a, **k)
+
+    monkeypatch.setattr(store_mod, "_stage", fail_second)
     with pytest.raises(OSError, match="disk full"):
-        s.save("v", "b", np.ones((L, H), np.float32))
+        s.save("v", "b", None, np.ones((L, H), np.float32))
+    assert calls == ["b.safetensors", "manifest.json"]
     assert mpath.read_text() == before  # manifest untouched
+    assert not (s.variant_dir("v") / "b.safetensors").exists()
     assert s.list_personas(["v"]) == ["a"]
     monkeypatch.undo()
-    # a failure inside the tensor write (after the temp file exists) leaves neither temp nor target
-    import latentatlas._io as io_mod
-
-    real_fsync = io_mod.os.fsync
-    monkeypatch.setattr(io_mod.os, "fsync", boom)
+    # a failure inside a staged write (after the temp file exists) leaves neither temp nor target
+    real_fsync = store_mod.os.fsync
+    monkeypatch.setattr(store_mod.os, "fsync", boom)
     with pytest.raises(OSError):
-        s.save("v", "c", np.ones((L, H), np.float32))
-    monkeypatch.setattr(io_mod.os, "fsync", real_fsync)
+        s.save("v", "c", None, np.ones((L, H), np.float32))
+    monkeypatch.setattr(store_mod.os, "fsync", real_fsync)
     assert not (s.variant_dir("v") / "c.safetensors").exists()
     assert not [p for p in s.variant_dir("v").iterdir() if p.name.endswith(".tmp")]
     assert mpath.read_text() == before
@@ -184,7 +201,7 @@ def test_concurrent_saves_keep_every_entry(tmp_path):
 
     def work(i: int) -> None:
         try:
-            PersonaVectorStore(MODEL, root=tmp_path).save("v", f"p{i:02d}", np.full((L, H), i, np.float32))
+            PersonaVectorStore(MODEL, root=tmp_path).save("v", f"p{i:02d}", None, np.full((L, H), i, np.float32))
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -199,10 +216,13 @@ def test_concurrent_saves_keep_every_entry(tmp_path):
 
 
 def test_default_root_from_env(tmp_path, monkeypatch):
+    monkeypatch.delenv("ARTIFACTS_DIR", raising=False)
     monkeypatch.setenv("LATENTATLAS_PERSONA_ROOT", str(tmp_path / "env_root"))
     assert PersonaVectorStore(MODEL).root == tmp_path / "env_root"
     monkeypatch.delenv("LATENTATLAS_PERSONA_ROOT")
     assert PersonaVectorStore(MODEL).root == Path.home() / ".cache" / "latentatlas" / "personas"
+    monkeypatch.setenv("ARTIFACTS_DIR", str(tmp_path / "art"))  # the original's default: $ARTIFACTS_DIR/activations
+    assert PersonaVectorStore(MODEL).root_dir == tmp_path / "art" / "activations"
 
 
 def test_loaders(ref_store):
@@ -222,10 +242,11 @@ def test_loaders(ref_store):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = load_analysis_dataset(s, ["biography", "templated"])
-    assert ds.persona_ids == ["p0", "p1", "p2"] and ds.persona_names == ["Name 0", "Name 1", "Name 2"]
-    assert ds.layers == list(range(L))
+    assert ds.persona_ids == ("p0", "p1", "p2")
+    assert ds.persona_names == {"p0": "Name 0", "p1": "Name 1", "p2": "Name 2"}
+    assert ds.layers == tuple(range(L)) and ds.variants == ("biography", "templated")
     np.testing.assert_array_equal(ds.samples("biography").vectors[0], data["biography"]["p0"])
-    with pytest.raises(KeyError, match="unknown variant 'x'"):
+    with pytest.raises(KeyError, match="Variant 'x' is not loaded"):
         ds.samples("x")
     with pytest.raises(ValueError, match="At least one variant is required"):
         load_variant_vectors(s, [])

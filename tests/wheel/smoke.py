@@ -224,7 +224,7 @@ def _():
     rng = np.random.default_rng(3)
     vecs = {f"p{j:03d}": rng.standard_normal((4, 16)).astype(np.float32) for j in range(3)}
     for pid, vec in vecs.items():
-        store.save("biography", pid, vec, name=f"name {pid}", sample_ids=["q1", "q2"])
+        store.save("biography", pid, f"name {pid}", vec, ["q1", "q2"])
     fresh = PersonaVectorStore(model, root=root)  # a new instance reads what is on disk
     assert fresh.available_variants() == ["biography"], fresh.available_variants()
     assert fresh.shape("biography") == (4, 16)

@@ -22,6 +22,8 @@ single-threaded BLAS, which is what keeps 1,000 personas x 42 layers x 3,584 hid
 
 from __future__ import annotations
 
+import importlib
+import os
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,11 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from .._optional import import_optional, to_numpy
+from .._optional import import_optional, is_torch_tensor, to_numpy
 from .._validate import check_int, check_threads
 from ..spectral import feature_laplacian, rayleigh_energy
+from ._arrays import as_array_type, like
 
 __all__ = [
+    "PCA",
     "AnalysisDataset",
     "LayeredAnalysis",
     "LayeredSamples",
@@ -55,6 +59,8 @@ __all__ = [
     "project_isomap",
     "project_pca",
     "project_umap",
+    "run_saved_activation_analysis",
+    "samples_to_numpy",
     "scree_layers",
     "validate_layers",
 ]
@@ -104,9 +110,22 @@ def _to_numpy(x: Any) -> np.ndarray:
     return arr
 
 
+def _out(result: np.ndarray, samples: Any) -> Any:
+    """The original returns float32 torch tensors: do so when the caller passed a tensor."""
+    return like(result.astype(np.float32, copy=False), samples) if is_torch_tensor(samples) else result
+
+
 def as_layered_samples(samples: Any) -> LayeredSamples:
-    """Accept a :class:`LayeredSamples`, anything with ``.vectors``, or an array (n, L, H)."""
-    if isinstance(samples, LayeredSamples):
+    """Accept a :class:`LayeredSamples` (NumPy or torch vectors), anything with ``.vectors``, or an array (n, L, H).
+
+    Returns a :class:`LayeredSamples` with NumPy vectors and complete labels, ids and hover text.
+    """
+    if (
+        isinstance(samples, LayeredSamples)
+        and isinstance(samples.vectors, np.ndarray)
+        and samples.vectors.ndim == 3
+        and len(samples.persona_ids) == len(samples.labels) == len(samples.vectors)
+    ):
         return samples
     vectors = getattr(samples, "vectors", samples)
     arr = _to_numpy(vectors)
@@ -184,46 +203,57 @@ def progress_iter(it: Iterable[Any], progress: bool, desc: str, total: int | Non
 # ------------------------------------------------------------------------------------- loaders
 
 
-def _resolve_personas(store: Any, variants: list[str], persona_ids: Sequence[str] | None) -> list[str]:
+def _resolve_personas(
+    store: Any, variants: list[str], mask_strategy: object | None, persona_ids: Sequence[str] | None
+) -> list[str]:
     if persona_ids is None:
-        persona_ids = store.list_personas(variants)
+        persona_ids = store.list_personas(variants, mask_strategy=mask_strategy)
+    if isinstance(persona_ids, str):
+        raise TypeError("persona_ids must be a sequence of ids, not a single string")
     persona_ids = list(persona_ids)
     if not persona_ids:
-        raise FileNotFoundError(f"No personas found for {store.model!r} / {variants!r} / {store.mask_strategy!r}")
+        raise FileNotFoundError(f"No personas found for {store.model_name!r} / {variants!r} / {mask_strategy!r}")
     if len(set(persona_ids)) != len(persona_ids):
         raise ValueError("persona_ids contains duplicates")
     return persona_ids
 
 
-def _load_variant(store: Any, variant: str, persona_ids: list[str], progress: bool) -> LayeredSamples:
-    num_layers, hidden = store.shape(variant)
-    names = store.persona_names(persona_ids, variants=[variant])
+def _load_variant(
+    store: Any, variant: str, mask_strategy: object | None, persona_ids: list[str], progress: bool
+) -> LayeredSamples:
+    num_layers, hidden = store.shape(variant, mask_strategy)
+    names = store.persona_names(persona_ids, variants=[variant], mask_strategy=mask_strategy)
     vectors = np.empty((len(persona_ids), num_layers, hidden), dtype=np.float32)  # no stacking copy
     for i, pid in enumerate(progress_iter(persona_ids, progress, f"load {variant}")):
-        store.load_into(variant, pid, vectors[i])
+        store.load_into(variant, pid, vectors[i], mask_strategy)
     labels = [names.get(p, p) for p in persona_ids]
     hover = [f"Persona: {n}<br>ID: {p}" for n, p in zip(labels, persona_ids)]
-    return LayeredSamples(vectors, labels, hover, list(persona_ids), variant)
+    out = as_array_type(vectors, getattr(store, "array_type", "numpy"))
+    return LayeredSamples(out, labels, hover, list(persona_ids), variant)
 
 
 def load_persona_vectors(
     store: Any,
     variant: str,
+    mask_strategy: object | None = None,
     persona_ids: Sequence[str] | None = None,
     *,
     progress: bool = False,
 ) -> LayeredSamples:
     """Load one variant's vectors: ``.vectors`` (n_personas, num_layers, hidden_size), ``.persona_ids``.
 
-    ``persona_ids=None`` loads every persona of the variant (sorted ids).
+    ``persona_ids=None`` loads every persona of the variant (sorted ids, without the baseline).
+    ``.vectors`` is float32 in the store's ``array_type`` (a torch tensor when torch is imported,
+    as the original, unless the store says ``array_type="numpy"``).
     """
-    ids = _resolve_personas(store, [variant], persona_ids)
-    return _load_variant(store, variant, ids, progress)
+    ids = _resolve_personas(store, [variant], mask_strategy, persona_ids)
+    return _load_variant(store, variant, mask_strategy, ids, progress)
 
 
 def load_variant_vectors(
     store: Any,
     variants: Sequence[str],
+    mask_strategy: object | None = None,
     persona_ids: Sequence[str] | None = None,
     *,
     progress: bool = False,
@@ -232,45 +262,50 @@ def load_variant_vectors(
     requested = [variants] if isinstance(variants, str) else list(variants)
     if not requested:
         raise ValueError("At least one variant is required")
-    ids = _resolve_personas(store, requested, persona_ids)
-    return {v: _load_variant(store, v, ids, progress) for v in requested}
+    ids = _resolve_personas(store, requested, mask_strategy, persona_ids)
+    return {v: _load_variant(store, v, mask_strategy, ids, progress) for v in requested}
 
 
 @dataclass(frozen=True)
 class AnalysisDataset:
-    """Aligned vectors of several variants with their ids, display names and shared layers."""
+    """One aligned persona selection across one or more variants (the original's fields and types)."""
 
-    persona_ids: list[str]
-    persona_names: list[str]
-    layers: list[int]
-    variants: list[str]
-    _samples: dict[str, LayeredSamples] = field(repr=False)
+    variants: tuple[str, ...]
+    persona_ids: tuple[str, ...]
+    persona_names: dict[str, str]
+    layers: tuple[int, ...]
+    samples_by_variant: dict[str, LayeredSamples] = field(repr=False)
 
     def samples(self, variant: str) -> LayeredSamples:
-        """The :class:`LayeredSamples` of one variant, restricted to the shared layers."""
-        if variant not in self._samples:
-            raise KeyError(f"unknown variant {variant!r}; this dataset holds {self.variants}")
-        return self._samples[variant]
+        """The :class:`LayeredSamples` of one variant."""
+        try:
+            return self.samples_by_variant[variant]
+        except KeyError:
+            raise KeyError(f"Variant {variant!r} is not loaded; available: {list(self.variants)}") from None
 
 
 def load_analysis_dataset(
     store: Any,
     variants: Sequence[str],
-    persona_ids: Sequence[str] | None = None,
     *,
+    mask_strategy: object | None = None,
+    persona_ids: Sequence[str] | None = None,
+    include_baseline: bool = False,
     progress: bool = False,
 ) -> AnalysisDataset:
     """Bundle aligned vectors of ``variants`` with persona ids, names and the shared layer indices."""
-    requested = [variants] if isinstance(variants, str) else list(variants)
-    by_variant = load_variant_vectors(store, requested, persona_ids, progress=progress)
-    first = by_variant[requested[0]]
-    layers = store.list_layers(requested)
-    out: dict[str, LayeredSamples] = {}
-    for v, s in by_variant.items():
-        if s.vectors.shape[1] != len(layers):  # variants of different depth: keep the shared layers
-            s = LayeredSamples(np.ascontiguousarray(s.vectors[:, layers]), s.labels, s.hover_text, s.persona_ids, v)
-        out[v] = s
-    return AnalysisDataset(list(first.persona_ids), list(first.labels), list(layers), requested, out)
+    requested = (variants,) if isinstance(variants, str) else tuple(variants)
+    if not requested:
+        raise ValueError("At least one variant is required")
+    if persona_ids is None:
+        persona_ids = store.list_personas(
+            list(requested), mask_strategy=mask_strategy, include_baseline=include_baseline
+        )
+    ids = _resolve_personas(store, list(requested), mask_strategy, persona_ids)
+    names = store.persona_names(ids, variants=list(requested), mask_strategy=mask_strategy)
+    layers = tuple(store.list_layers(list(requested), ids, mask_strategy=mask_strategy))
+    by_variant = load_variant_vectors(store, requested, mask_strategy, ids, progress=progress)
+    return AnalysisDataset(requested, tuple(ids), {p: names.get(p, p) for p in ids}, layers, by_variant)
 
 
 # ------------------------------------------------------------------------- 2-D (one layer) math
@@ -287,12 +322,23 @@ def _l2_normalize(x: np.ndarray) -> np.ndarray:
 
 def prepare_cluster_samples(samples: Any, *, center: bool = True, normalize: bool = True) -> np.ndarray:
     """Centre across rows and L2-normalise each row (n_samples, hidden_size), as the seed does."""
-    x = _check_2d(samples)
+    return _out(_prepare(_check_2d(samples), center, normalize), samples)
+
+
+def _prepare(x: np.ndarray, center: bool, normalize: bool) -> np.ndarray:
     if center:
         x = _center(x)
     if normalize:
         x = _l2_normalize(x)
     return x
+
+
+def samples_to_numpy(samples: Any, *, center: bool = True, normalize: bool = True) -> np.ndarray:
+    """:func:`prepare_cluster_samples` as a NumPy array, whatever the input's array type."""
+    return _prepare(_check_2d(samples), center, normalize)
+
+
+_samples_to_numpy = samples_to_numpy  # the original's old private name (persona-ui imports it)
 
 
 def prepare_layer_mean_cluster_samples(vectors: Any, *, center: bool = True, normalize: bool = True) -> np.ndarray:
@@ -309,14 +355,14 @@ def prepare_layer_mean_cluster_samples(vectors: Any, *, center: bool = True, nor
     v = _vectors(vectors)
     out = np.zeros((v.shape[0], v.shape[2]), dtype=np.float64)
     for layer in range(v.shape[1]):  # per layer: bounded temporaries for large inputs
-        out += prepare_cluster_samples(v[:, layer, :], center=center, normalize=normalize)
-    return (out / v.shape[1]).astype(v.dtype)
+        out += _prepare(v[:, layer, :], center, normalize)
+    return _out((out / v.shape[1]).astype(v.dtype), getattr(vectors, "vectors", vectors))
 
 
 def cosine_similarity_matrix(samples: Any, center: bool = True) -> np.ndarray:
     """Cosine similarity (n_samples, n_samples) of the rows, centred across rows by default."""
-    x = prepare_cluster_samples(samples, center=center, normalize=True)
-    return x @ x.T
+    x = samples_to_numpy(samples, center=center, normalize=True)
+    return _out(x @ x.T, samples)
 
 
 def _validate_projection(x: np.ndarray, n_components: int, *, method: str, min_samples: int = 2) -> None:
@@ -406,6 +452,13 @@ def _double_center(G: np.ndarray) -> np.ndarray:
     return G
 
 
+def _finite(G: np.ndarray) -> np.ndarray:
+    """``G`` if finite: a Gram (or covariance) matrix carries any NaN/inf of the samples (O(n²) check)."""
+    if not np.isfinite(G).all():
+        raise ValueError("samples contain NaN or infinity (or values whose products overflow)")
+    return G
+
+
 def _row_scale(G: np.ndarray) -> np.ndarray:
     """1 / max(|x_i|, eps) from the Gram diagonal: the L2 row normalisation as a diagonal scaling."""
     return 1.0 / np.maximum(np.sqrt(np.clip(np.diag(G).astype(np.float64), 0.0, None)), _EPS)
@@ -451,10 +504,10 @@ def _gram_pca(x: np.ndarray, n_components: int, *, spectrum: bool = True) -> tup
     k = n_components
     xc = _center(x)
     if n <= h:
-        scores, ratio = _pca_from_gram(_double_center(xc @ xc.T), xc, None, k, spectrum=spectrum)
+        scores, ratio = _pca_from_gram(_double_center(_finite(xc @ xc.T)), xc, None, k, spectrum=spectrum)
         return scores, ratio[: min(n, h)]
     xc64 = xc.astype(np.float64)
-    C = xc64.T @ xc64
+    C = _finite(xc64.T @ xc64)
     evals_all, V = eigh((C + C.T) * 0.5, check_finite=False)
     evals = np.clip(evals_all[::-1], 0.0, None)
     total = float(evals.sum())
@@ -466,19 +519,62 @@ def _gram_pca(x: np.ndarray, n_components: int, *, spectrum: bool = True) -> tup
     return (xc64 @ comps) * signs, ratio
 
 
-def project_pca(
-    samples: Any, n_components: int = 2, *, normalize: bool = True, random_state: int | None = 0
-) -> np.ndarray:
+class PCA:
+    """Exact PCA of a row matrix, with scikit-learn's interface and sign convention.
+
+    The module attribute the projections call (as the original calls ``sklearn``'s ``PCA``), so
+    tests written for the original can monkeypatch ``analysis.PCA``. Uses the ``n x n`` Gram
+    matrix when there are fewer rows than columns (the persona case); ``random_state`` is
+    accepted and has no effect (the decomposition is exact).
+    """
+
+    def __init__(self, n_components: int | None = None, random_state: int | None = 0) -> None:
+        self.n_components = n_components
+        self.random_state = random_state
+
+    def _run(self, X: Any) -> np.ndarray:
+        x = _check_2d(X)
+        k = min(x.shape) if self.n_components is None else int(self.n_components)
+        _validate_projection(x, k, method="PCA", min_samples=1)
+        scores, ratio = _gram_pca(x, k)
+        self.explained_variance_ratio_ = ratio[:k]
+        return scores
+
+    def fit(self, X: Any, y: Any = None) -> PCA:
+        self._run(X)
+        return self
+
+    def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
+        return self._run(X)
+
+
+def _sklearn(name: str) -> Any:
+    """``KMeans`` / ``Isomap`` as module attributes (monkeypatchable as in the original), loaded on first use."""
+    got = globals().get(name)
+    if got is None:
+        module = {"KMeans": "sklearn.cluster", "Isomap": "sklearn.manifold"}[name]
+        got = globals()[name] = getattr(importlib.import_module(module), name)
+    return got
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("KMeans", "Isomap"):
+        return _sklearn(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def project_pca(samples: Any, n_components: int = 2, *, normalize: bool = True, random_state: int | None = 0) -> Any:
     """PCA coordinates (n_samples, n_components) of centred (+ L2-normalised) rows.
 
-    Exact (eigen-decomposition of the Gram matrix), equal to
+    Exact (:class:`PCA`), equal to
     ``sklearn.decomposition.PCA(n_components, svd_solver="full").fit_transform(prepared)``;
-    ``random_state`` is accepted for compatibility and does not change the result.
+    ``random_state`` is accepted for compatibility and does not change the result. float64
+    NumPy for NumPy input, float32 torch for torch input (as the original).
     """
     x = _check_2d(samples)
     _validate_projection(x, n_components, method="PCA")
-    x = prepare_cluster_samples(x, center=True, normalize=normalize)
-    return _gram_pca(x, int(n_components), spectrum=False)[0]
+    prepared = _prepare(x, True, normalize)
+    return _out(np.asarray(PCA(n_components=int(n_components), random_state=0).fit_transform(prepared)), samples)
 
 
 def pca_explained_variance(samples: Any, n_components: int | None = None, *, normalize: bool = True) -> np.ndarray:
@@ -486,23 +582,22 @@ def pca_explained_variance(samples: Any, n_components: int | None = None, *, nor
     x = _check_2d(samples)
     m = min(x.shape)
     k = m if n_components is None else min(int(n_components), m)
-    x = prepare_cluster_samples(x, center=True, normalize=normalize)
-    return _gram_pca(x, 1)[1][:k]
+    prepared = _prepare(x, True, normalize)
+    return np.asarray(PCA(n_components=k, random_state=0).fit(prepared).explained_variance_ratio_)
 
 
-def project_isomap(samples: Any, n_components: int = 2, *, n_neighbors: int = 8) -> np.ndarray:
+def project_isomap(samples: Any, n_components: int = 2, *, n_neighbors: int = 8) -> Any:
     """Isomap coordinates (n_samples, n_components) of centred + unit rows (8 neighbours)."""
-    from sklearn.manifold import Isomap
-
     x = _check_2d(samples)
     _validate_projection(x, n_components, method="Isomap", min_samples=3)
     if n_neighbors < 1:
         raise ValueError("n_neighbors must be at least 1")
     n_neighbors = min(int(n_neighbors), x.shape[0] - 1)
-    prepared = prepare_cluster_samples(x)
+    prepared = _prepare(x, True, True)
     with warnings.catch_warnings():  # a disconnected kNN graph is handled by sklearn; say it once
         warnings.simplefilter("ignore", UserWarning)
-        return Isomap(n_components=n_components, n_neighbors=n_neighbors, metric="euclidean").fit_transform(prepared)
+        iso = _sklearn("Isomap")(n_components=n_components, n_neighbors=n_neighbors, metric="euclidean")
+        return _out(np.asarray(iso.fit_transform(prepared)), samples)
 
 
 def project_umap(
@@ -512,7 +607,7 @@ def project_umap(
     normalize: bool = True,
     n_neighbors: int | None = None,
     random_state: int = 42,
-) -> np.ndarray:
+) -> Any:
     """UMAP coordinates (n_samples, n_components) of centred (+ L2-normalised) rows.
 
     Needs the optional extra ``[umap]`` (umap-learn). ``n_neighbors`` defaults to ``min(15, n-1)``.
@@ -521,11 +616,11 @@ def project_umap(
     _validate_projection(x, n_components, method="UMAP", min_samples=3)
     umap = import_optional("umap", feature="UMAP projections (umap-learn)")
     nn = min(15, x.shape[0] - 1) if n_neighbors is None else int(n_neighbors)
-    prepared = prepare_cluster_samples(x, center=True, normalize=normalize)
+    prepared = _prepare(x, True, normalize)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # umap warns that random_state disables parallelism
         model = umap.UMAP(n_components=n_components, n_neighbors=nn, init="random", random_state=random_state, n_jobs=1)
-        return np.asarray(model.fit_transform(prepared), dtype=np.float64)
+        return _out(np.asarray(model.fit_transform(prepared), dtype=np.float64), samples)
 
 
 def _check_n_clusters(n_clusters: Any, n: int) -> int:
@@ -536,11 +631,9 @@ def cluster_kmeans(
     samples: Any, n_clusters: int, *, seed: int = 0, center: bool = True, normalize: bool = True
 ) -> np.ndarray:
     """K-means labels (n_samples,) of centred + unit rows (``n_init="auto"``, ``random_state=seed``)."""
-    from sklearn.cluster import KMeans
-
-    x = prepare_cluster_samples(samples, center=center, normalize=normalize)
+    x = samples_to_numpy(samples, center=center, normalize=normalize)
     k = _check_n_clusters(n_clusters, x.shape[0])
-    return KMeans(n_clusters=k, n_init="auto", random_state=seed).fit_predict(x)
+    return _sklearn("KMeans")(n_clusters=k, n_init="auto", random_state=seed).fit_predict(x)
 
 
 def cluster_agglomerative(
@@ -551,7 +644,7 @@ def cluster_agglomerative(
 
     if linkage not in LINKAGES:
         raise ValueError("linkage must be one of: ward, average, complete, single")
-    x = prepare_cluster_samples(samples, center=center, normalize=normalize)
+    x = samples_to_numpy(samples, center=center, normalize=normalize)
     k = _check_n_clusters(n_clusters, x.shape[0])
     return AgglomerativeClustering(n_clusters=k, linkage=linkage).fit_predict(x)
 
@@ -598,13 +691,13 @@ def _analyse_layer(
     n, h = x.shape
     S = None
     if similarity and not center:
-        raw = np.asarray(x @ x.T, dtype=np.float64)
+        raw = _finite(np.asarray(x @ x.T, dtype=np.float64))
         s = _row_scale(raw)
         S = (raw * s[:, None] * s[None, :]).astype(np.float32)
     if not (pca or (similarity and center)):
         return S, None, None
     xc = _center(x)
-    G = np.asarray(xc @ xc.T, dtype=np.float64)
+    G = _finite(np.asarray(xc @ xc.T, dtype=np.float64))
     scale = _row_scale(G) if (normalize or (similarity and center)) else None
     Gn = G * scale[:, None] * scale[None, :] if scale is not None else None
     if similarity and center:
@@ -612,7 +705,7 @@ def _analyse_layer(
     if not pca:
         return S, None, None
     if n > h:  # more personas than hidden units: PCA through the (h, h) covariance instead
-        P = prepare_cluster_samples(x, center=True, normalize=normalize)
+        P = _prepare(x, True, normalize)
         scores, ratio = _gram_pca(P, k, spectrum=spectrum)
     else:
         Gp = _double_center(Gn if Gn is not None and normalize else G)
@@ -730,8 +823,8 @@ def layer_variant_similarity(samples_a: Any, samples_b: Any, *, center: bool = F
         raise ValueError(f"samples_a and samples_b must have the same shape, got {a.shape} and {b.shape}")
     out = np.empty(a.shape[1])
     for layer in range(a.shape[1]):
-        xa = prepare_cluster_samples(a[:, layer, :], center=center, normalize=True)
-        xb = prepare_cluster_samples(b[:, layer, :], center=center, normalize=True)
+        xa = _prepare(a[:, layer, :], center, True)
+        xb = _prepare(b[:, layer, :], center, True)
         out[layer] = float(np.einsum("ij,ij->i", xa, xb, dtype=np.float64).mean())
     return out
 
@@ -763,3 +856,23 @@ def persona_spectral_energy(
         L = feature_laplacian(x, k, normalized=normalized, threads=threads)
         out[i] = rayleigh_energy(x, L, threads=threads)
     return out
+
+
+def run_saved_activation_analysis(
+    model_name: str,
+    activations_dir: str | os.PathLike[str] | None,
+    output_dir: str | os.PathLike[str],
+    variant: str,
+    mask_strategy: object = "answer_mean",
+    persona_ids: Sequence[str] | None = None,
+    include_baseline: bool = False,
+    layers: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """The original's entry point: the PCA, similarity, pair-similarity and scree HTML files of one variant.
+
+    Returns ``{"persona_vector_pca", "persona_vector_similarity", "persona_pair_similarity",
+    "pca_scree"}`` -> path. (Defined in :mod:`.report`; here because the original has it here.)
+    """
+    from .report import run_saved_activation_analysis as run
+
+    return run(model_name, activations_dir, output_dir, variant, mask_strategy, persona_ids, include_baseline, layers)

@@ -15,13 +15,19 @@ def _analyze(args: argparse.Namespace) -> int:
     from .store import ParquetPersonaStore, PersonaVectorStore
 
     if args.parquet is not None:
-        store: Any = ParquetPersonaStore(args.parquet, args.model, args.mask_strategy)
+        store: Any = ParquetPersonaStore(args.parquet, args.model, args.mask_strategy, array_type="numpy")
     else:
-        store = PersonaVectorStore(args.model, mask_strategy=args.mask_strategy, root=args.root)
+        store = PersonaVectorStore(args.model, args.root, args.mask_strategy, variants=None, array_type="numpy")
         if not store.root.is_dir():
             raise FileNotFoundError(f"persona store root does not exist: {store.root}")
     paths = analyze_store(
-        store, args.variant, Path(args.out), layers=args.layers, persona_ids=args.persona_ids, progress=not args.quiet
+        store,
+        args.variant,
+        Path(args.out),
+        layers=args.layers,
+        persona_ids=args.persona_ids,
+        include_baseline=args.include_baseline,
+        progress=not args.quiet,
     )
     if not args.quiet:
         for p in paths.values():
@@ -153,7 +159,10 @@ def register(sub: Any) -> None:
         help="read the Hub dataset's Parquet layout from DIR instead of a directory store",
     )
     a.add_argument("--layers", type=int, nargs="+", default=None, help="layer indices to show (default: all)")
-    a.add_argument("--persona-ids", nargs="+", default=None, help="persona ids to include (default: all)")
+    a.add_argument(
+        "--persona-ids", nargs="+", default=None, help="persona ids to include (default: all but the baseline)"
+    )
+    a.add_argument("--include-baseline", action="store_true", help="keep the baseline_assistant persona")
     a.add_argument("--quiet", action="store_true", help="no progress bars or file list")
     a.set_defaults(func=_analyze)
     _register_extract(psub)

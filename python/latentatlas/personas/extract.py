@@ -153,7 +153,7 @@ def extract_persona_vectors(
     seed : int
         Decoding is greedy and deterministic; the seed is passed to backends that sample.
     store : PersonaVectorStore, optional
-        Default: ``PersonaVectorStore(backend.model_name, mask_strategy, root=root)``. Its
+        Default: ``PersonaVectorStore(backend.model_name, root, mask_strategy)``. Its
         mask strategy must equal ``mask_strategy``.
     variant : str
         Store variant (prompt set) name.
@@ -182,7 +182,7 @@ def extract_persona_vectors(
     n_new = check_max_new_tokens(max_new_tokens) if mask_strategy == "answer_mean" else 0
     batch_size = check_int(batch_size, "batch_size")
     if store is None:
-        store = PersonaVectorStore(backend.model_name, mask_strategy=mask_strategy, root=root)
+        store = PersonaVectorStore(backend.model_name, root, mask_strategy, variants=None, array_type="numpy")
     elif getattr(store, "mask_strategy", mask_strategy) != mask_strategy:
         raise ValueError(
             f"store has mask_strategy {store.mask_strategy!r} but mask_strategy={mask_strategy!r} was requested"
@@ -199,7 +199,7 @@ def extract_persona_vectors(
     for pi, p in enumerate(tqdm(plist, desc=f"persona vectors ({mask_strategy})", disable=not progress)):
         if p["id"] in done:
             ids_out.append(p["id"])
-            vecs.append(store.load(variant, p["id"]))
+            vecs.append(np.asarray(store.load_numpy(variant, p["id"])))
             continue
         chats = [
             [{"role": "system", "content": p["system_prompt"]}, {"role": "user", "content": q["text"]}] for q in qlist
@@ -219,7 +219,7 @@ def extract_persona_vectors(
         if not used:
             raise ValueError(f"persona {p['id']!r}: every answer was empty; nothing to average")
         vec = (total / len(used)).astype(np.float32)
-        store.save(variant, p["id"], vec, name=p["name"], sample_ids=used)
+        store.save(variant, p["id"], p["name"], vec, used)
         ids_out.append(p["id"])
         vecs.append(vec)
     return ExtractionResult(
@@ -314,7 +314,7 @@ def demo_store(cache_dir: Path, *, verbose: bool = True) -> tuple[Any, str]:
     questions = _norm_questions(prompts.questions)
     path = default_gguf_path()
     key = _demo_key(path, personas, questions, _DEMO_MAX_NEW_TOKENS)
-    store = PersonaVectorStore(DEFAULT_GGUF_MODEL_NAME, mask_strategy="answer_mean", root=cache_dir)
+    store = PersonaVectorStore(DEFAULT_GGUF_MODEL_NAME, cache_dir, "answer_mean", variants=None, array_type="numpy")
     marker = cache_dir / _DEMO_MARKER
     manifest = Path(store.variant_dir(_DEMO_VARIANT)) / "manifest.json"
     meta = json.loads(marker.read_text()) if marker.is_file() else {}

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import datasets
+from .._io import safe_name
 from ..report import Section, write_figure_html
 from .analysis import (
     as_layered_samples,
@@ -68,6 +69,8 @@ def write_analysis_files(
     """
     s = as_layered_samples(samples)
     sel = validate_layers(s.vectors, layers)
+    safe_name(variant, "variant")  # both become part of the output file names
+    safe_name(mask_strategy, "mask_strategy")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{variant}_{mask_strategy}"
@@ -79,15 +82,19 @@ def write_analysis_files(
     pdata = LayeredProjectionData.from_coords("pca", coords, normalize=True)
     paths: dict[str, Path] = {}
     fig = build_layered_figure(
-        s, "pca", layers=sel, projection_data=pdata, title=f"{variant} {mask_strategy} persona vector PCA"
+        s, "pca", layers=sel, projection_data=pdata, title=f"{variant} {mask_strategy} persona vector PCA", webgl=None
     )
     paths["persona_vector_pca"] = write_figure_html(fig, out / f"{stem}_persona_vector_pca.html")
     fig = build_layered_figure(
         s, "similarity", layers=sel, title=f"{variant} {mask_strategy} persona vector centered cosine similarity"
     )
     paths["persona_vector_similarity"] = write_figure_html(fig, out / f"{stem}_persona_vector_similarity.html")
-    fig = build_pair_similarity_figure(
-        s, layers=sel, title=f"{variant} {mask_strategy} persona-pair similarity across layers"
+    fig = build_pair_similarity_figure(  # 12 pairs and a slider: all n(n-1)/2 would not fit in a page
+        s,
+        layers=sel,
+        title=f"{variant} {mask_strategy} persona-pair similarity across layers",
+        max_pairs=12,
+        layer_slider=True,
     )
     paths["persona_pair_similarity"] = write_figure_html(fig, out / f"{stem}_persona_pair_similarity.html")
     ratios = {f"layer {layer}": res.spectra[layer] for layer in scree_sel}
@@ -103,9 +110,14 @@ def analyze_store(
     *,
     layers: Sequence[int] | None = None,
     persona_ids: Sequence[str] | None = None,
+    include_baseline: bool = False,
     progress: bool = False,
 ) -> dict[str, Path]:
     """Load one variant from a store (directory or Parquet) and write the four HTML files."""
+    safe_name(variant, "variant")  # it becomes part of the output file names
+    store.shape(variant)  # a missing variant: FileNotFoundError listing the available ones
+    if persona_ids is None:
+        persona_ids = store.list_personas([variant], include_baseline=include_baseline)
     samples = load_persona_vectors(store, variant, persona_ids=persona_ids, progress=progress)
     return write_analysis_files(
         samples, out, variant=variant, mask_strategy=store.mask_strategy, layers=layers, progress=progress
@@ -117,13 +129,16 @@ def run_saved_activation_analysis(
     activations_dir: str | os.PathLike[str] | None,
     output_dir: str | os.PathLike[str],
     variant: str,
-    mask_strategy: str = "answer_mean",
+    mask_strategy: object = "answer_mean",
     persona_ids: Sequence[str] | None = None,
+    include_baseline: bool = False,
     layers: Sequence[int] | None = None,
 ) -> dict[str, Path]:
     """The persona-vectors project's entry point: the four HTML files from a directory store."""
-    store = PersonaVectorStore(model_name, mask_strategy=mask_strategy, root=activations_dir)
-    return analyze_store(store, variant, output_dir, layers=layers, persona_ids=persona_ids)
+    store = PersonaVectorStore(model_name, activations_dir, mask_strategy)
+    return analyze_store(
+        store, variant, output_dir, layers=layers, persona_ids=persona_ids, include_baseline=include_baseline
+    )
 
 
 # ------------------------------------------------------------------------------ demo chapter
@@ -139,9 +154,9 @@ def _real_store(cache_dir: Path, verbose: bool) -> tuple[Any, str, Any, str]:
 def _synthetic_store(root: Path) -> tuple[Any, str, Any, str]:
     table = synthetic_persona_dataset(60, seed=0)
     vectors = synthetic_persona_vectors(table, num_layers=16, hidden_size=128, seed=0)
-    store = PersonaVectorStore("latentatlas/synthetic-personas", root=root)
+    store = PersonaVectorStore("latentatlas/synthetic-personas", root, array_type="numpy")
     for pid, name, vec in zip(table.persona_ids, table.names(), vectors):
-        store.save("biography", pid, vec, name=name, sample_ids=[f"{pid}/q{j}" for j in range(3)])
+        store.save("biography", pid, name, vec, [f"{pid}/q{j}" for j in range(3)])
     return store, "biography", table, "synthetic persona vectors (60 personas × 16 layers × 128, attribute-driven)"
 
 
@@ -192,6 +207,7 @@ def demo_chapter(out: Path, *, verbose: bool = True) -> list[Section]:
                     "isomap",
                     projection_data=pdata,
                     graph_overlay=True,
+                    webgl=None,
                     title=f"{variant}: Isomap coloured by {a}",
                     **attribute_color_kwargs(table, a, samples.persona_ids),
                 )

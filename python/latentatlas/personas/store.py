@@ -1,4 +1,4 @@
-"""Persona vectors on disk: the persona-vectors project's layout, byte-compatible both ways.
+"""Persona vectors on disk: the persona-vectors project's layout and store API, byte-compatible both ways.
 
 Layout (REFERENCE §4)::
 
@@ -10,15 +10,33 @@ Each tensor file holds one tensor under the key ``"activations"`` of shape
 ``{"num_layers": L, "hidden_size": H, "personas": {id: {"name": str, "sample_ids": [...]}}}``
 written with ``json.dumps(..., indent=2)`` as the reference project writes it.
 
-``root=None`` means ``$LATENTATLAS_PERSONA_ROOT`` when set, else ``~/.cache/latentatlas/personas``.
+The API is the original's (``persona_vectors.artifacts``): ``PersonaVectorStore(model_name,
+root_dir=None, mask_strategy="answer_mean", variants=("templated", "biography"))``, a per-call
+``mask_strategy`` on every method, missing variants and personas giving empty results, and
+``baseline_assistant`` hidden from :meth:`~PersonaVectorStore.list_personas` unless asked for.
+``root_dir=None`` means ``$LATENTATLAS_PERSONA_ROOT``, else ``$ARTIFACTS_DIR/activations`` (the
+original's default), else ``~/.cache/latentatlas/personas``.
 
-Every write is atomic (temporary file + ``os.replace``), and the manifest's read-modify-write runs
-under an advisory lock file, so concurrent writers into one variant never lose each other's
-entries and a crash never leaves a half-written tensor or manifest.
+What this store adds (never at the cost of the layout):
+
+- **Safe paths.** Model, mask strategy, variant and persona id each become one path component
+  through :func:`latentatlas._io.safe_name` (``"org/model"`` maps to ``org__model`` first), and the
+  result is checked to stay inside the root (:func:`latentatlas._io.inside`): no name, from a
+  caller or from a manifest, reads or writes outside the root.
+- **Crash-consistent saves.** A save stages the tensor and the new manifest as temporary files,
+  then writes a journal naming both (the commit point) and renames them into place. A process
+  killed before the journal leaves the old variant; after it, the next reader or writer finishes
+  the renames. Either way the variant is the complete old or the complete new version. Writers
+  of one variant are serialised by a lock file, so concurrent saves lose no manifest entry.
+- **Checked reads.** A tensor holding NaN or infinity, a shape that disagrees with the manifest,
+  a corrupt file or a manifest entry that is not an object is a ValueError naming the file.
+- ``variants=None`` discovers every variant on disk instead of the original's fixed pair, and
+  ``array_type`` chooses what :meth:`load` returns (``"auto"``: a torch tensor when torch is
+  already imported, as the original always returns; NumPy otherwise).
 
 The Hub dataset's Parquet layout (one config ``<model_dir>__<mask>``, one split per variant,
 columns ``persona_id, name, sample_ids, vector``) is read and written from local files by
-:func:`export_parquet` and :class:`ParquetPersonaStore` (pyarrow, an optional extra).
+:func:`export_parquet`, :class:`ParquetPersonaStore` and :class:`HFPersonaVectorStore`.
 """
 
 from __future__ import annotations
@@ -26,6 +44,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -33,57 +53,72 @@ from typing import Any
 
 import numpy as np
 
-from .._io import atomic_write_bytes, atomic_write_text, read_safetensors
+from .._io import atomic_write_bytes, inside, read_safetensors, safe_name
 from .._optional import import_optional, to_numpy
+from ._arrays import ARRAY_TYPES, as_array_type
 
 __all__ = [
+    "BASELINE_PERSONA_ID",
     "DEFAULT_MASK_STRATEGY",
     "MANIFEST_FILENAME",
+    "SUPPORTED_VARIANTS",
     "TENSOR_KEY",
+    "HFPersonaVectorStore",
     "ParquetPersonaStore",
+    "PersonaVectorSource",
     "PersonaVectorStore",
     "activation_config_name",
     "default_root",
+    "discover_activation_models",
     "export_parquet",
     "model_dir_name",
+    "normalize_mask_strategy",
 ]
 
 DEFAULT_MASK_STRATEGY = "answer_mean"
+SUPPORTED_VARIANTS: tuple[str, ...] = ("templated", "biography")
+BASELINE_PERSONA_ID = "baseline_assistant"  # persona_data's id for the no-persona baseline
 MANIFEST_FILENAME = "manifest.json"
 TENSOR_KEY = "activations"
 _SUFFIX = ".safetensors"
 _LOCK = ".manifest.lock"
+_JOURNAL = ".commit.json"  # staged renames of a save in progress; its presence means "roll forward"
 ROOT_ENV = "LATENTATLAS_PERSONA_ROOT"
+ARTIFACTS_ENV = "ARTIFACTS_DIR"  # the original's artifacts directory (persona_data.environment)
 
 
 def default_root() -> Path:
-    """``$LATENTATLAS_PERSONA_ROOT`` if set, else ``~/.cache/latentatlas/personas``."""
+    """``$LATENTATLAS_PERSONA_ROOT``, else ``$ARTIFACTS_DIR/activations``, else ``~/.cache/latentatlas/personas``."""
     env = os.environ.get(ROOT_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "latentatlas" / "personas"
+    if env:
+        return Path(env).expanduser()
+    artifacts = os.environ.get(ARTIFACTS_ENV)
+    if artifacts:
+        return Path(artifacts).expanduser() / "activations"
+    return Path.home() / ".cache" / "latentatlas" / "personas"
 
 
-def model_dir_name(model: str) -> str:
-    """The reference project's directory name for a model id (``"/"`` becomes ``"__"``)."""
-    return str(model).replace("/", "__")
+def model_dir_name(model_name: str) -> str:
+    """The reference project's directory name for a model id (``"/"`` becomes ``"__"``), checked safe."""
+    if not isinstance(model_name, str):
+        raise TypeError(f"model_name must be a string, got {type(model_name).__name__}")
+    return safe_name(model_name.replace("/", "__"), "model_name")
 
 
-def activation_config_name(model: str, mask_strategy: str = DEFAULT_MASK_STRATEGY) -> str:
-    """The Hub dataset config name: ``<model_dir>__<mask_strategy>``."""
-    return f"{model_dir_name(model)}__{_mask(mask_strategy)}"
-
-
-def _mask(mask_strategy: Any) -> str:
+def normalize_mask_strategy(mask_strategy: object | None) -> str:
+    """``None`` -> ``"answer_mean"``; an enum -> its ``.value``; else ``str(mask_strategy)``."""
     if mask_strategy is None:
         return DEFAULT_MASK_STRATEGY
-    return str(getattr(mask_strategy, "value", mask_strategy))  # accepts the reference's enum
+    return str(getattr(mask_strategy, "value", mask_strategy))
 
 
-def _check_name(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"{what} must be a non-empty string, got {value!r}")
-    if "/" in value or "\\" in value or value in (".", "..") or "\x00" in value:
-        raise ValueError(f"{what} cannot contain path separators or be '.'/'..': {value!r}")
-    return value
+def activation_config_name(model_name: str, mask_strategy: object | None = DEFAULT_MASK_STRATEGY) -> str:
+    """The Hub dataset config name: ``<model_dir>__<mask_strategy>``."""
+    return f"{model_dir_name(model_name)}__{_mask_name(mask_strategy)}"
+
+
+def _mask_name(mask_strategy: object | None) -> str:
+    return safe_name(normalize_mask_strategy(mask_strategy), "mask_strategy")
 
 
 def _as_vector(vector: Any, persona_id: str) -> np.ndarray:
@@ -102,6 +137,14 @@ def _as_vector(vector: Any, persona_id: str) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def _as_variants(variants: Any, default: Sequence[str]) -> list[str]:
+    if variants is None:
+        return list(default)
+    if isinstance(variants, str):
+        return [variants]
+    return list(variants)
+
+
 # ---------------------------------------------------------------------------------------- reading
 
 
@@ -109,7 +152,7 @@ def _read_safetensors(path: Path) -> np.ndarray:
     """Read the ``activations`` tensor of one file as float32, with errors that name the file.
 
     bfloat16 (which numpy lacks, and which torch users often save) is widened by
-    :func:`latentatlas._io.read_safetensors`.
+    :func:`latentatlas._io.read_safetensors`. NaN or infinity is an error naming the file.
     """
     try:
         tensors = read_safetensors(path)
@@ -123,7 +166,11 @@ def _read_safetensors(path: Path) -> np.ndarray:
     arr = tensors[TENSOR_KEY]
     if arr.dtype.kind not in "fiu":
         raise ValueError(f"tensor in {path} has unsupported dtype {arr.dtype}")
-    return arr if arr.dtype == np.float32 else arr.astype(np.float32)
+    arr = arr if arr.dtype == np.float32 else arr.astype(np.float32)
+    if not np.isfinite(arr).all():
+        bad = int(np.count_nonzero(~np.isfinite(arr)))
+        raise ValueError(f"{path} holds {bad} non-finite value(s) (NaN or infinity)")
+    return arr
 
 
 def _load_manifest_file(path: Path) -> dict[str, Any]:
@@ -139,6 +186,14 @@ def _load_manifest_file(path: Path) -> dict[str, Any]:
         v = manifest.get(key)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"manifest {path} has an invalid {key!r}: {v!r}")
+    for pid, entry in manifest["personas"].items():
+        if not isinstance(entry, dict):
+            raise ValueError(f"manifest {path}: the entry of persona {pid!r} must be an object, got {entry!r}")
+        name, sids = entry.get("name"), entry.get("sample_ids", [])
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"manifest {path}: persona {pid!r} has a non-string name {name!r}")
+        if not isinstance(sids, list):
+            raise ValueError(f"manifest {path}: persona {pid!r} has sample_ids that are not a list")
     return manifest
 
 
@@ -153,264 +208,466 @@ def _shared_ids(per_variant: list[set[str]], warn_missing: bool) -> list[str]:
     return sorted(shared)
 
 
-def _as_variants(variants: Any, default: Sequence[str]) -> list[str]:
-    if variants is None:
-        return list(default)
-    if isinstance(variants, str):
-        return [variants]
-    return list(variants)
-
-
 class _ReadAPI:
-    """The read side shared by the directory store and the Parquet store."""
+    """The original's read API, shared by the directory, Parquet and Hub stores.
 
-    model: str
+    A subclass supplies ``_personas(variant, mask)`` (the manifest's persona mapping, or None when
+    the variant is missing), ``_shape(variant, mask)``, ``_vector(variant, id, mask)`` (float32
+    NumPy) and ``_default_variants()``.
+    """
+
+    model_name: str
     mask_strategy: str
+    array_type: str = "auto"
 
-    def _variant_personas(self, variant: str) -> dict[str, dict[str, Any]]:  # pragma: no cover
+    @property
+    def model(self) -> str:
+        """latentatlas's name for ``model_name``."""
+        return self.model_name
+
+    def _mask(self, mask_strategy: object | None) -> str:  # pragma: no cover
         raise NotImplementedError
 
-    def _variant_shape(self, variant: str) -> tuple[int, int]:  # pragma: no cover
+    def _personas(self, variant: str, mask: str) -> dict[str, dict[str, Any]] | None:  # pragma: no cover
         raise NotImplementedError
 
-    def available_variants(self, variants: Sequence[str] | None = None) -> list[str]:  # pragma: no cover
+    def _shape(self, variant: str, mask: str) -> tuple[int, int]:  # pragma: no cover
         raise NotImplementedError
 
-    def _check_variant(self, variant: str) -> None:
-        if variant not in self.available_variants():
-            known = self.available_variants()
+    def _vector(self, variant: str, persona_id: str, mask: str) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def _default_variants(self) -> list[str]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _check_id(self, persona_id: str) -> None:
+        """Where ids become file names, check them before anything else."""
+
+    def _where(self, mask: str) -> str:  # pragma: no cover
+        raise NotImplementedError
+
+    def _requested(self, variants: Sequence[str] | str | None) -> list[str]:
+        return self._default_variants() if variants is None else _as_variants(variants, ())
+
+    def _all_personas(self, variants: list[str], mask: str) -> list[dict[str, dict[str, Any]]]:
+        """Each variant's persona mapping; ``[]`` when any variant is missing (as the original)."""
+        found = []
+        for v in variants:
+            personas = self._personas(v, mask)
+            if personas is None:
+                return []
+            found.append(personas)
+        return found
+
+    def _require(self, variant: str, mask: str) -> dict[str, dict[str, Any]]:
+        personas = self._personas(variant, mask)
+        if personas is None:
             raise FileNotFoundError(
-                f"unknown variant {variant!r} for model {self.model!r} / mask strategy "
-                f"{self.mask_strategy!r} in {self._where()}; available: {known}"
+                f"unknown variant {variant!r} for model {self.model_name!r} / mask strategy {mask!r} in "
+                f"{self._where(mask)}; available: {self.available_variants(None, mask)}"
             )
+        return personas
 
-    def _where(self) -> str:  # pragma: no cover
-        raise NotImplementedError
+    def available_variants(
+        self, variants: Sequence[str] | None = None, mask_strategy: object | None = None
+    ) -> list[str]:
+        """The requested variants (default: the store's ``variants``) that hold at least one persona."""
+        mask = self._mask(mask_strategy)
+        cands = self._default_variants() if variants is None else _as_variants(variants, ())
+        return [v for v in cands if self._personas(v, mask)]
 
-    def list_personas(self, variants: Sequence[str] | str | None = None, *, warn_missing: bool = True) -> list[str]:
+    def list_personas(
+        self,
+        variants: Sequence[str] | str | None = None,
+        mask_strategy: object | None = None,
+        warn_missing: bool = True,
+        *,
+        include_baseline: bool = False,
+    ) -> list[str]:
         """Sorted persona ids present in every requested variant (warns about the skipped ones).
 
-        ``variants=None`` means every available variant.
+        ``[]`` when a requested variant does not exist. ``baseline_assistant`` is left out unless
+        ``include_baseline=True``.
         """
-        requested = _as_variants(variants, self.available_variants())
-        for v in requested:
-            self._check_variant(v)
-        return _shared_ids([set(self._variant_personas(v)) for v in requested], warn_missing)
+        mask = self._mask(mask_strategy)
+        requested = self._requested(variants)
+        ids = _shared_ids([set(p) for p in self._all_personas(requested, mask)], warn_missing)
+        return ids if include_baseline else [p for p in ids if p != BASELINE_PERSONA_ID]
 
     def persona_names(
-        self, persona_ids: Sequence[str] | None = None, variants: Sequence[str] | str | None = None
+        self,
+        persona_ids: Sequence[str] | None = None,
+        variants: Sequence[str] | str | None = None,
+        mask_strategy: object | None = None,
     ) -> dict[str, str]:
-        """``{persona_id: display name}`` in ``persona_ids`` order, first name found across variants.
+        """``{persona_id: name}`` in ``persona_ids`` order: the first non-empty name across variants.
 
-        Ids without a stored name map to themselves.
+        Ids without a stored name are left out; ``{}`` when a requested variant does not exist.
+        ``persona_ids=None`` means :meth:`list_personas` of the variants.
         """
-        requested = _as_variants(variants, self.available_variants())
-        for v in requested:
-            self._check_variant(v)
+        mask = self._mask(mask_strategy)
+        requested = self._requested(variants)
+        found = self._all_personas(requested, mask)
         if persona_ids is None:
-            persona_ids = self.list_personas(requested, warn_missing=False)
+            persona_ids = _shared_ids([set(p) for p in found], False)
         names: dict[str, str] = {}
         for pid in persona_ids:
-            names[pid] = pid
-            for v in requested:
-                name = self._variant_personas(v).get(pid, {}).get("name")
+            for personas in found:
+                name = personas.get(pid, {}).get("name")
                 if isinstance(name, str) and name:
                     names[pid] = name
                     break
         return names
 
     def list_layers(
-        self, variants: Sequence[str] | str | None = None, persona_ids: Sequence[str] | None = None
+        self,
+        variants: Sequence[str] | str | None = None,
+        persona_ids: Sequence[str] | None = None,
+        mask_strategy: object | None = None,
+        *,
+        item_ids: Sequence[str] | None = None,
     ) -> list[int]:
         """Layer indices shared by the requested variants, ``[0, ..., num_layers - 1]``.
 
-        With ``persona_ids``, every id must exist in every variant (else ``FileNotFoundError``).
+        ``[]`` when a variant is missing or a requested id (``persona_ids``, or ``item_ids`` as the
+        original's newer name) is not in every variant.
         """
-        requested = _as_variants(variants, self.available_variants())
-        shared: set[int] | None = None
-        for v in requested:
-            self._check_variant(v)
-            if persona_ids:
-                missing = [p for p in persona_ids if p not in self._variant_personas(v)]
-                if missing:
-                    raise FileNotFoundError(f"persona(s) {missing} not found in variant {v!r} ({self._where()})")
-            layers = set(range(self._variant_shape(v)[0]))
-            shared = layers if shared is None else shared & layers
-        return sorted(shared or set())
+        mask = self._mask(mask_strategy)
+        requested = self._requested(variants)
+        found = self._all_personas(requested, mask)
+        ids = persona_ids if persona_ids is not None else item_ids
+        if not found or (ids and not set(ids) <= set.intersection(*(set(p) for p in found))):
+            return []
+        return list(range(min(self._shape(v, mask)[0] for v in requested)))
 
-    def sample_ids(self, variant: str, persona_id: str) -> list[str]:
-        """The sample ids recorded for one persona (provenance only)."""
-        self._check_variant(variant)
-        entry = self._variant_personas(variant).get(persona_id)
+    def persona_sample_ids(
+        self, prompt_variant: str, persona_id: str, mask_strategy: object | None = None
+    ) -> list[str] | None:
+        """The stored sample ids of a persona, or None when the variant or persona is missing."""
+        personas = self._personas(prompt_variant, self._mask(mask_strategy)) or {}
+        entry = personas.get(persona_id)
+        sids = entry.get("sample_ids") if entry else None
+        return [str(s) for s in sids] if isinstance(sids, list) else None
+
+    def sample_ids(self, variant: str, persona_id: str, mask_strategy: object | None = None) -> list[str]:
+        """Like :meth:`persona_sample_ids`, but a missing variant or persona is a FileNotFoundError."""
+        mask = self._mask(mask_strategy)
+        entry = self._require(variant, mask).get(persona_id)
         if entry is None:
-            raise FileNotFoundError(f"persona {persona_id!r} not found in variant {variant!r} ({self._where()})")
-        return list(entry.get("sample_ids", []))
+            raise FileNotFoundError(f"persona {persona_id!r} not found in variant {variant!r} ({self._where(mask)})")
+        return [str(s) for s in entry.get("sample_ids", [])]
+
+    def shape(self, variant: str, mask_strategy: object | None = None) -> tuple[int, int]:
+        """``(num_layers, hidden_size)`` of a variant."""
+        mask = self._mask(mask_strategy)
+        self._require(variant, mask)
+        return self._shape(variant, mask)
+
+    def load(self, prompt_variant: str, persona_id: str, mask_strategy: object | None = None) -> Any:
+        """One persona's vector ``(num_layers, hidden_size)`` float32, as ``array_type`` says.
+
+        A missing variant or persona is a FileNotFoundError.
+        """
+        return as_array_type(self.load_numpy(prompt_variant, persona_id, mask_strategy), self.array_type)
+
+    def load_numpy(self, variant: str, persona_id: str, mask_strategy: object | None = None) -> np.ndarray:
+        """:meth:`load` as a float32 NumPy array, whatever ``array_type`` is."""
+        mask = self._mask(mask_strategy)
+        self._check_id(persona_id)
+        if persona_id not in self._require(variant, mask):
+            raise FileNotFoundError(
+                f"no vector for persona {persona_id!r} in variant {variant!r} of {self.model_name!r} / "
+                f"{mask!r} ({self._where(mask)})"
+            )
+        return self._vector(variant, persona_id, mask)
+
+    def load_into(self, variant: str, persona_id: str, out: np.ndarray, mask_strategy: object | None = None) -> None:
+        """Load one vector straight into ``out`` (a slice of a preallocated array)."""
+        out[...] = self.load_numpy(variant, persona_id, mask_strategy)
+
+
+def _check_array_type(array_type: str) -> str:
+    if array_type not in ARRAY_TYPES:
+        raise ValueError(f"array_type must be one of: {', '.join(ARRAY_TYPES)}; got {array_type!r}")
+    return array_type
+
+
+# ------------------------------------------------------------------------------- crash-safe commit
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _locked(vdir: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``vdir``: one writer (or recovering reader) at a time."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - non-POSIX: atomic renames only
+        yield
+        return
+    with open(vdir / _LOCK, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _stage(vdir: Path, final: str, data: bytes) -> str:
+    """Write ``data`` to a fsynced temporary file in ``vdir``; returns its name."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{final}.", suffix=".tmp", dir=vdir)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual mode
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp).name
+
+
+def _plain(name: Any) -> bool:
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
+
+
+def _roll_forward(vdir: Path) -> None:
+    """Finish a committed save (journal present) and remove temporaries of interrupted ones.
+
+    Call with the variant's lock held. Every rename is idempotent: a staged file that is no
+    longer there was already renamed before the crash.
+    """
+    journal = vdir / _JOURNAL
+    if journal.exists():
+        try:
+            staged = json.loads(journal.read_text(encoding="utf-8"))
+        except ValueError:  # written atomically, so never torn; an alien file: ignore it
+            staged = []
+        for pair in staged if isinstance(staged, list) else []:
+            if isinstance(pair, list) and len(pair) == 2 and all(_plain(p) for p in pair):
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(vdir / pair[0], vdir / pair[1])
+        _fsync_dir(vdir)
+        journal.unlink()
+        _fsync_dir(vdir)
+    for tmp in vdir.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def _commit(vdir: Path, files: dict[str, bytes]) -> None:
+    """Replace several files of ``vdir`` together: all old or all new, even across SIGKILL.
+
+    Stage every file, write the journal (the commit point, itself staged and renamed), then
+    roll forward. Call with the variant's lock held.
+    """
+    staged: list[list[str]] = []
+    try:
+        for name, data in files.items():
+            staged.append([_stage(vdir, name, data), name])
+        tmp = _stage(vdir, _JOURNAL, json.dumps(staged).encode("utf-8"))
+        os.replace(vdir / tmp, vdir / _JOURNAL)
+    except BaseException:  # not committed: the old version stands; drop what was staged
+        for name, _ in staged:
+            (vdir / name).unlink(missing_ok=True)
+        raise
+    _roll_forward(vdir)
 
 
 # ------------------------------------------------------------------------------------ the store
 
 
 class PersonaVectorStore(_ReadAPI):
-    """Per-layer persona vectors in the persona-vectors directory layout.
+    """Per-layer persona vectors in the persona-vectors directory layout (the original's API).
 
     Parameters
     ----------
-    model : str
+    model_name : str
         Model id, e.g. ``"google/gemma-2-9b-it"`` (stored under ``google__gemma-2-9b-it``).
-    mask_strategy : str, default "answer_mean"
-        Token-mask strategy the vectors were averaged with (a directory level).
-    root : path, optional
-        Store root. Default: ``$LATENTATLAS_PERSONA_ROOT`` or ``~/.cache/latentatlas/personas``.
-        A root that does not exist is an error when reading (saving creates it).
+    root_dir : path, optional
+        Store root (``root=`` is an alias). Default: ``$LATENTATLAS_PERSONA_ROOT``, else
+        ``$ARTIFACTS_DIR/activations``, else ``~/.cache/latentatlas/personas``.
+    mask_strategy : str or enum, default "answer_mean"
+        Token-mask strategy the vectors were averaged with (a directory level); every method
+        also takes a per-call ``mask_strategy``.
+    variants : sequence of str or None, default ("templated", "biography")
+        The variants that ``variants=None`` arguments mean. ``None`` (latentatlas): every
+        variant on disk.
+    array_type : {"auto", "numpy", "torch"}
+        What :meth:`load` returns. ``"auto"``: a torch tensor if torch is already imported
+        (the original always returns one), else a NumPy array.
 
     Examples
     --------
-    >>> store = PersonaVectorStore("google/gemma-2-9b-it", root="artifacts/activations")  # doctest: +SKIP
-    >>> store.save("biography", "p001", vec, name="Ada", sample_ids=["q1", "q2"])         # doctest: +SKIP
-    >>> store.load("biography", "p001").shape                                              # doctest: +SKIP
+    >>> store = PersonaVectorStore("google/gemma-2-9b-it", "artifacts/activations")  # doctest: +SKIP
+    >>> store.save("biography", "p001", "Ada", vec, ["q1", "q2"])                    # doctest: +SKIP
+    >>> store.load("biography", "p001").shape                                        # doctest: +SKIP
     (42, 3584)
     """
 
     def __init__(
         self,
-        model: str,
-        mask_strategy: str = DEFAULT_MASK_STRATEGY,
+        model_name: str,
+        root_dir: str | os.PathLike[str] | None = None,
+        mask_strategy: object | None = DEFAULT_MASK_STRATEGY,
+        variants: Sequence[str] | None = SUPPORTED_VARIANTS,
+        *,
         root: str | os.PathLike[str] | None = None,
+        array_type: str = "auto",
     ) -> None:
-        if not isinstance(model, str) or not model.strip():
-            raise TypeError(f"model must be a non-empty string, got {model!r}")
-        self.model = model
-        self.mask_strategy = _check_name(_mask(mask_strategy), "mask_strategy")
-        self.root = Path(root).expanduser() if root is not None else default_root()
-        self._manifests: dict[str, tuple[float, int, dict[str, Any]]] = {}
+        if not isinstance(model_name, str) or not model_name.strip():
+            raise TypeError(f"model_name must be a non-empty string, got {model_name!r}")
+        if root is not None and root_dir is not None:
+            raise TypeError("pass root_dir or its alias root, not both")
+        self.model_name = model_name
+        self._model_dir = model_dir_name(model_name)
+        self.mask_strategy = _mask_name(mask_strategy)
+        self.variants = None if variants is None else tuple(_as_variants(variants, ()))
+        for v in self.variants or ():
+            safe_name(v, "variant")
+        self.array_type = _check_array_type(array_type)
+        given = root_dir if root_dir is not None else root
+        self.root_dir = Path(given).expanduser() if given is not None else default_root()
+        self._manifests: dict[Path, tuple[int, int, dict[str, Any]]] = {}
 
     def __repr__(self) -> str:
-        return f"PersonaVectorStore({self.model!r}, mask_strategy={self.mask_strategy!r}, root={str(self.root)!r})"
-
-    # the reference project's attribute names
-    @property
-    def model_name(self) -> str:
-        return self.model
+        return f"PersonaVectorStore({self.model_name!r}, {str(self.root_dir)!r}, mask_strategy={self.mask_strategy!r})"
 
     @property
-    def root_dir(self) -> Path:
-        return self.root
+    def root(self) -> Path:
+        """latentatlas's name for ``root_dir``."""
+        return self.root_dir
+
+    def _mask(self, mask_strategy: object | None) -> str:
+        return self.mask_strategy if mask_strategy is None else _mask_name(mask_strategy)
+
+    def _path(self, *parts: str) -> Path:
+        """``root_dir / parts``, each part a safe name, checked to stay inside the root (symlinks too)."""
+        inside(self.root_dir, *parts)
+        return self.root_dir.joinpath(*parts)
 
     @property
     def base_dir(self) -> Path:
         """``<root>/<model_dir>/<mask_strategy>``: one sub-directory per variant."""
-        return self.root / model_dir_name(self.model) / self.mask_strategy
+        return self._path(self._model_dir, self.mask_strategy)
 
-    def variant_dir(self, variant: str) -> Path:
-        return self.base_dir / _check_name(variant, "variant")
+    def variant_dir(self, variant: str, mask_strategy: object | None = None) -> Path:
+        return self._path(self._model_dir, self._mask(mask_strategy), safe_name(variant, "variant"))
 
-    def tensor_path(self, variant: str, persona_id: str) -> Path:
-        return self.variant_dir(variant) / f"{_check_name(persona_id, 'persona_id')}{_SUFFIX}"
+    def tensor_path(self, variant: str, persona_id: str, mask_strategy: object | None = None) -> Path:
+        name = safe_name(persona_id, "persona_id") + _SUFFIX
+        return self._path(self._model_dir, self._mask(mask_strategy), safe_name(variant, "variant"), name)
 
-    def _where(self) -> str:
-        return str(self.base_dir)
+    def _where(self, mask: str) -> str:
+        return str(self._path(self._model_dir, mask))
 
-    def _check_root(self) -> None:
-        if not self.root.is_dir():
-            raise FileNotFoundError(f"persona store root does not exist: {self.root}")
+    def _check_id(self, persona_id: str) -> None:
+        safe_name(persona_id, "persona_id")
+
+    def _default_variants(self) -> list[str]:
+        if self.variants is not None:
+            return list(self.variants)
+        base = self.root_dir / self._model_dir / self.mask_strategy
+        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
 
     # -- manifest ----------------------------------------------------------------------------
 
-    def manifest(self, variant: str) -> dict[str, Any]:
-        """The parsed ``manifest.json`` of a variant (cached until the file changes)."""
-        self._check_root()
-        path = self.variant_dir(variant) / MANIFEST_FILENAME
+    def _recover(self, vdir: Path) -> None:
+        """Finish a save that a killed process committed (needs write access; else read as is)."""
+        try:
+            with _locked(vdir):
+                _roll_forward(vdir)
+        except PermissionError:  # pragma: no cover - a read-only store cannot hold a torn save
+            pass
+
+    def _manifest_or_none(self, variant: str, mask: str) -> dict[str, Any] | None:
+        vdir = self.variant_dir(variant, mask)
+        if (vdir / _JOURNAL).exists():
+            self._recover(vdir)
+        path = vdir / MANIFEST_FILENAME
         try:
             st = path.stat()
         except FileNotFoundError:
-            known = self.available_variants()
-            raise FileNotFoundError(
-                f"unknown variant {variant!r} for model {self.model!r} / mask strategy "
-                f"{self.mask_strategy!r}: no {path}; available: {known}"
-            ) from None
-        cached = self._manifests.get(variant)
-        if cached is not None and cached[:2] == (st.st_mtime, st.st_size):
+            return None
+        cached = self._manifests.get(path)
+        if cached is not None and cached[:2] == (st.st_mtime_ns, st.st_size):
             return cached[2]
         manifest = _load_manifest_file(path)
-        self._manifests[variant] = (st.st_mtime, st.st_size, manifest)
+        self._manifests[path] = (st.st_mtime_ns, st.st_size, manifest)
         return manifest
 
-    def _variant_personas(self, variant: str) -> dict[str, dict[str, Any]]:
-        return self.manifest(variant)["personas"]
+    def manifest(self, variant: str, mask_strategy: object | None = None) -> dict[str, Any]:
+        """The parsed ``manifest.json`` of a variant (cached until the file changes)."""
+        mask = self._mask(mask_strategy)
+        m = self._manifest_or_none(variant, mask)
+        if m is None:
+            self._require(variant, mask)  # raises, listing what is there
+        return m  # type: ignore[return-value]
 
-    def _variant_shape(self, variant: str) -> tuple[int, int]:
-        m = self.manifest(variant)
+    def _personas(self, variant: str, mask: str) -> dict[str, dict[str, Any]] | None:
+        m = self._manifest_or_none(variant, mask)
+        return None if m is None else m["personas"]
+
+    def _shape(self, variant: str, mask: str) -> tuple[int, int]:
+        m = self.manifest(variant, mask)
         return int(m["num_layers"]), int(m["hidden_size"])
 
-    def _check_variant(self, variant: str) -> None:
-        self.manifest(variant)
-
-    def available_variants(self, variants: Sequence[str] | None = None) -> list[str]:
-        """Variants with at least one saved persona (among ``variants`` if given, else all, sorted)."""
-        self._check_root()
-        if variants is None:
-            base = self.base_dir
-            cands = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
-        else:
-            cands = _as_variants(variants, ())
-        out = []
-        for v in cands:
-            path = self.variant_dir(v) / MANIFEST_FILENAME
-            if path.is_file():
-                try:
-                    if _load_manifest_file(path)["personas"]:
-                        out.append(v)
-                except ValueError:
-                    continue
-        return out
-
-    def shape(self, variant: str) -> tuple[int, int]:
-        """``(num_layers, hidden_size)`` of a variant, from its manifest."""
-        return self._variant_shape(variant)
+    def _vector(self, variant: str, persona_id: str, mask: str) -> np.ndarray:
+        want = self._shape(variant, mask)
+        path = self.tensor_path(variant, persona_id, mask)
+        arr = _read_safetensors(path)
+        if arr.shape != want:
+            raise ValueError(
+                f"{path} holds a tensor of shape {arr.shape} but its manifest says "
+                f"(num_layers={want[0]}, hidden_size={want[1]})"
+            )
+        return arr
 
     # -- write -------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _locked(self, vdir: Path) -> Iterator[None]:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - non-POSIX: atomic renames only
-            yield
-            return
-        with open(vdir / _LOCK, "a+") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
     def save(
         self,
-        variant: str,
+        prompt_variant: str,
         persona_id: str,
-        vector: Any,
-        *,
-        name: str | None = None,
+        persona_name: str | None,
+        vectors: Any,
         sample_ids: Sequence[str] = (),
+        mask_strategy: object | None = None,
     ) -> Path:
-        """Save one persona's vector (``(num_layers, hidden_size)``) and record it in the manifest.
+        """Save one persona's vectors ``(num_layers, hidden_size)`` and record it in the manifest.
 
-        The tensor file is written first (temp + rename), then the manifest is updated under a lock
-        (temp + rename). Saving a shape that differs from the variant's manifest is a ValueError.
-        ``name`` defaults to ``persona_id``. Returns the tensor file's path.
+        NumPy arrays, array-likes and torch tensors are accepted and stored as float32 (float16
+        stays float16). ``persona_name`` None or empty means ``persona_id``. A shape that differs
+        from the variant's manifest, NaN/inf or an unsafe name is an error before anything is
+        written. The tensor and the manifest are replaced together (crash-consistent, see the
+        module docstring) under the variant's lock. Returns the variant directory.
         """
-        vdir = self.variant_dir(variant)
-        path = self.tensor_path(variant, persona_id)
-        arr = _as_vector(vector, persona_id)
+        vdir = self.variant_dir(prompt_variant, mask_strategy)
+        path = self.tensor_path(prompt_variant, persona_id, mask_strategy)
+        arr = _as_vector(vectors, persona_id)
         if isinstance(sample_ids, str):
             raise TypeError("sample_ids must be a sequence of strings, not a single string")
         ids = [str(s) for s in sample_ids]
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name must be a string or None, got {type(name).__name__}")
+        if persona_name is not None and not isinstance(persona_name, str):
+            raise TypeError(f"persona_name must be a string or None, got {type(persona_name).__name__}")
         from safetensors.numpy import save as st_save
 
         vdir.mkdir(parents=True, exist_ok=True)
-        with self._locked(vdir):
+        with _locked(vdir):
+            _roll_forward(vdir)
             mpath = vdir / MANIFEST_FILENAME
             if mpath.exists():
                 manifest = _load_manifest_file(mpath)
@@ -422,35 +679,31 @@ class PersonaVectorStore(_ReadAPI):
                     )
             else:
                 manifest = {"num_layers": int(arr.shape[0]), "hidden_size": int(arr.shape[1]), "personas": {}}
-            atomic_write_bytes(path, st_save({TENSOR_KEY: arr}))
-            manifest["personas"][persona_id] = {"name": name if name else persona_id, "sample_ids": ids}
-            atomic_write_text(mpath, json.dumps(manifest, indent=2))
-        self._manifests.pop(variant, None)
-        return path
-
-    # -- read --------------------------------------------------------------------------------
-
-    def load(self, variant: str, persona_id: str) -> np.ndarray:
-        """One persona's vector, float32 ``(num_layers, hidden_size)``; checked against the manifest."""
-        manifest = self.manifest(variant)
-        _check_name(persona_id, "persona_id")
-        if persona_id not in manifest["personas"]:
-            raise FileNotFoundError(
-                f"no vector for persona {persona_id!r} in {self.variant_dir(variant) / MANIFEST_FILENAME}"
+            manifest["personas"][persona_id] = {"name": persona_name or persona_id, "sample_ids": ids}
+            _commit(
+                vdir,
+                {path.name: st_save({TENSOR_KEY: arr}), MANIFEST_FILENAME: json.dumps(manifest, indent=2).encode()},
             )
-        path = self.tensor_path(variant, persona_id)
-        arr = _read_safetensors(path)
-        want = (manifest["num_layers"], manifest["hidden_size"])
-        if arr.shape != want:
-            raise ValueError(
-                f"{path} holds a tensor of shape {arr.shape} but its manifest says "
-                f"(num_layers={want[0]}, hidden_size={want[1]})"
-            )
-        return arr
+        return vdir
 
-    def load_into(self, variant: str, persona_id: str, out: np.ndarray) -> None:
-        """Load one vector straight into ``out`` (a slice of a preallocated array)."""
-        out[...] = self.load(variant, persona_id)
+
+def discover_activation_models(
+    root_dir: str | os.PathLike[str], mask_strategy: object | None = DEFAULT_MASK_STRATEGY
+) -> list[str]:
+    """Model ids (``org__model`` -> ``org/model``) with at least one variant manifest for ``mask_strategy``."""
+    root = Path(root_dir).expanduser()
+    mask = _mask_name(mask_strategy)
+    if not root.is_dir():
+        return []
+    models = []
+    for model_root in sorted(p for p in root.iterdir() if p.is_dir()):
+        strategy_root = model_root / mask
+        try:
+            if strategy_root.is_dir() and any((v / MANIFEST_FILENAME).is_file() for v in strategy_root.iterdir()):
+                models.append(model_root.name.replace("__", "/"))
+        except OSError:  # pragma: no cover - unreadable directory: not a model
+            continue
+    return models
 
 
 # ----------------------------------------------------------------------------- Hub Parquet layout
@@ -459,12 +712,6 @@ class PersonaVectorStore(_ReadAPI):
 def _pyarrow() -> Any:
     feature = "reading/writing the Hub Parquet layout"
     return import_optional("pyarrow", feature=feature), import_optional("pyarrow.parquet", feature=feature)
-
-
-def _split_files(config_dir: Path, variant: str) -> list[Path]:
-    return sorted(p for p in config_dir.glob(f"{variant}-*.parquet") if p.name[len(variant)] == "-") or sorted(
-        config_dir.glob(f"{variant}.parquet")
-    )
 
 
 def export_parquet(
@@ -478,17 +725,17 @@ def export_parquet(
     ``persona_id`` (string), ``name`` (string), ``sample_ids`` (list<string>) and ``vector``
     (float32, list<list<float32>> of shape (num_layers, hidden_size)), sorted by id; the schema
     carries the ``datasets`` feature metadata (``Array2D``) so ``datasets.load_dataset`` reads it
-    back as the reference project's ``push_to_hub`` wrote it. Returns the files written.
+    back as the reference project's ``push_to_hub`` wrote it. ``variants=None``: every variant
+    the store's ``variants`` name that exists. Returns the files written.
     """
     pa, pq = _pyarrow()
-    config_dir = Path(out_dir) / activation_config_name(store.model, store.mask_strategy)
+    config_dir = Path(out_dir) / activation_config_name(store.model_name, store.mask_strategy)
     written = []
-    for variant in _as_variants(variants, store.available_variants()):
+    for variant in store.available_variants(store._requested(variants)):
         manifest = store.manifest(variant)
         L, H = manifest["num_layers"], manifest["hidden_size"]
         ids = sorted(manifest["personas"])
-        vec_type = pa.list_(pa.list_(pa.float32()))
-        vectors = [store.load(variant, pid) for pid in ids]
+        vectors = [store.load_numpy(variant, pid) for pid in ids]
         flat = pa.array(np.concatenate([v.ravel() for v in vectors]) if vectors else np.zeros(0, np.float32))
         inner = pa.ListArray.from_arrays(pa.array(np.arange(0, len(ids) * L + 1) * H, pa.int32()), flat)
         outer = pa.ListArray.from_arrays(pa.array(np.arange(0, len(ids) + 1) * L, pa.int32()), inner)
@@ -503,7 +750,7 @@ def export_parquet(
                 ("persona_id", pa.string()),
                 ("name", pa.string()),
                 ("sample_ids", pa.list_(pa.string())),
-                ("vector", vec_type),
+                ("vector", pa.list_(pa.list_(pa.float32()))),
             ],
             metadata={"huggingface": json.dumps({"info": {"features": features}})},
         )
@@ -518,7 +765,7 @@ def export_parquet(
         )
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink)
-        path = config_dir / f"{variant}-00000-of-00001.parquet"
+        path = config_dir / f"{safe_name(variant, 'variant')}-00000-of-00001.parquet"
         written.append(atomic_write_bytes(path, sink.getvalue().to_pybytes()))
     return written
 
@@ -539,113 +786,288 @@ def _nested_to_numpy(col: Any, path: Path) -> np.ndarray:
         return np.zeros((0, 0, 0), np.float32)
     if (outer_len != outer_len[0]).any() or (inner_len != inner_len[0]).any():
         raise ValueError(f"vectors in {path} must all have one shape (num_layers, hidden_size)")
-    return np.asarray(values, dtype=np.float32).reshape(n, int(outer_len[0]), int(inner_len[0]))
+    out = np.asarray(values, dtype=np.float32).reshape(n, int(outer_len[0]), int(inner_len[0]))
+    if not np.isfinite(out).all():
+        raise ValueError(f"{path} holds non-finite value(s) (NaN or infinity) in column 'vector'")
+    return out
 
 
-class ParquetPersonaStore(_ReadAPI):
-    """Read-only store over the Hub dataset's Parquet files on local disk.
+_SHARD = re.compile(r"(.+)-\d{5}-of-\d{5}\.parquet")
 
-    Parameters
-    ----------
-    path : path
-        Either a dataset directory holding ``<model_dir>__<mask>/`` config folders (a local clone
-        of the Hub dataset or :func:`export_parquet`'s ``out_dir``), or a config folder itself.
-    model, mask_strategy : str
-        Select the config ``<model_dir>__<mask_strategy>``.
 
-    Has the same read API as :class:`PersonaVectorStore`, so every loader accepts it.
+class _Split:
+    """One split's Parquet shards, read column by column as ``datasets.Dataset`` is indexed.
+
+    ``select_columns(cols)[col]`` gives a column as a list (metadata without the vectors);
+    ``split[i]`` a row dict whose ``"vector"`` is a float32 ``(num_layers, hidden_size)`` array.
+    """
+
+    def __init__(self, files: list[Path]) -> None:
+        self.files = files
+        self._vectors: np.ndarray | None = None
+
+    def _column(self, name: str) -> list[Any]:
+        pa, pq = _pyarrow()
+        out: list[Any] = []
+        for f in self.files:
+            try:
+                schema = pq.read_schema(f)
+                if name not in schema.names:
+                    if name in ("persona_id", "vector"):
+                        raise ValueError(f"parquet file {f} lacks column {name!r}")
+                    out += [None] * pq.ParquetFile(f).metadata.num_rows
+                    continue
+                col = pq.read_table(f, columns=[name]).column(name)
+            except ValueError:
+                raise
+            except Exception as exc:
+                raise ValueError(f"corrupt parquet file {f}: {exc}") from None
+            if name == "vector":
+                out.append(_nested_to_numpy(col.combine_chunks(), f))
+            else:
+                out += col.to_pylist()
+        return out
+
+    def vectors(self) -> np.ndarray:
+        if self._vectors is None:
+            blocks = self._column("vector")
+            shapes = {b.shape[1:] for b in blocks if len(b)}
+            if len(shapes) > 1:
+                raise ValueError(f"vectors of {self.files[0].parent} have several shapes: {sorted(shapes)}")
+            self._vectors = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+        return self._vectors
+
+    def select_columns(self, columns: Sequence[str]) -> dict[str, list[Any]]:
+        return {c: self._column(c) for c in columns}
+
+    def __len__(self) -> int:
+        return len(self._column("persona_id"))
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"vector": self.vectors()[i]}
+
+
+def _hub_cache() -> Path:
+    env = os.environ.get("HF_HUB_CACHE")
+    if env:
+        return Path(env).expanduser()
+    home = os.environ.get("HF_HOME")
+    return (Path(home).expanduser() if home else Path.home() / ".cache" / "huggingface") / "hub"
+
+
+class HFPersonaVectorStore(_ReadAPI):
+    """Persona vectors of the Hub dataset (one config per ``model__mask``, one split per variant), offline.
+
+    ``repo_id`` is a local directory holding ``<model_dir>__<mask>/<variant>-*.parquet`` (a clone
+    of the dataset, or :func:`export_parquet`'s output), or a Hub dataset id already in the local
+    Hugging Face cache (``$HF_HUB_CACHE``, ``$HF_HOME/hub`` or ``~/.cache/huggingface/hub``;
+    ``cache_dir`` overrides). Nothing is downloaded: a dataset that is not there is a
+    FileNotFoundError saying how to fetch it. Metadata queries read only the ``persona_id`` and
+    ``name`` columns; vectors are read on the first :meth:`load`. A ``mask_strategy`` other than
+    the store's is a ValueError, as in the original.
+    """
+
+    def __init__(
+        self,
+        repo_id: str | os.PathLike[str],
+        model_name: str,
+        mask_strategy: object | None = DEFAULT_MASK_STRATEGY,
+        *,
+        cache_dir: str | os.PathLike[str] | None = None,
+        array_type: str = "auto",
+    ) -> None:
+        self.repo_id = str(repo_id)
+        self.model_name = model_name
+        self.mask_strategy = _mask_name(mask_strategy)
+        self.config_name = activation_config_name(model_name, self.mask_strategy)
+        self.array_type = _check_array_type(array_type)
+        self._cache_dir = cache_dir
+        self._config: Path | None = None
+        self._datasets: dict[str, Any] = {}
+        self._index: dict[str, dict[str, int]] = {}
+        self._names: dict[str, dict[str, str]] = {}
+        self._metadata_complete: set[str] = set()
+
+    # -- where the files are ------------------------------------------------------------------
+
+    def _dataset_root(self) -> Path:
+        local = Path(self.repo_id).expanduser()
+        if local.is_dir():
+            return local
+        parts = self.repo_id.split("/")
+        for p in parts:
+            safe_name(p, "repo_id")
+        repo = Path(self._cache_dir or _hub_cache()).expanduser() / ("datasets--" + "--".join(parts))
+        snaps = repo / "snapshots"
+        ref = repo / "refs" / "main"
+        rev = ref.read_text().strip() if ref.is_file() else None
+        if rev is not None and (snaps / safe_name(rev, "revision")).is_dir():
+            return snaps / rev
+        found = sorted(snaps.iterdir(), key=lambda p: p.stat().st_mtime) if snaps.is_dir() else []
+        if not found:
+            raise FileNotFoundError(
+                f"Hub dataset {self.repo_id!r} is neither a local directory nor in the Hugging Face cache "
+                f"{repo.parent}; download it first, e.g. `huggingface-cli download --repo-type dataset "
+                f"{self.repo_id}`, or pass the directory of a local copy"
+            )
+        return found[-1]
+
+    @property
+    def config_dir(self) -> Path:
+        """The folder of this store's config (``<dataset>/<model_dir>__<mask>``)."""
+        if self._config is None:
+            root = self._dataset_root()
+            cand = inside(root, self.config_name)
+            self._config = cand if cand.is_dir() else root
+        return self._config
+
+    def _where(self, mask: str) -> str:
+        return f"{self.repo_id} {self.config_name}"
+
+    def _splits(self) -> dict[str, list[Path]]:
+        files: dict[str, list[Path]] = {}
+        for p in sorted(self.config_dir.glob("*.parquet")):
+            m = _SHARD.fullmatch(p.name)
+            split = m.group(1) if m else p.stem
+            with contextlib.suppress(ValueError, TypeError):
+                files.setdefault(safe_name(split, "variant"), []).append(p)
+        return files
+
+    def _dataset(self, variant: str) -> Any:
+        if variant not in self._datasets:
+            files = self._splits().get(safe_name(variant, "variant"))
+            if not files:
+                raise FileNotFoundError(
+                    f"unknown variant {variant!r}: no {variant}-*.parquet in {self.config_dir}; "
+                    f"available: {sorted(self._splits())}"
+                )
+            self._datasets[variant] = _Split(files)
+        return self._datasets[variant]
+
+    def _metadata(self, variant: str) -> tuple[dict[str, int], dict[str, str]]:
+        """``(persona_id -> row, persona_id -> name)`` from the two metadata columns only (cached)."""
+        idx = self._index.setdefault(variant, {})
+        names = self._names.setdefault(variant, {})
+        if variant in self._metadata_complete:
+            return idx, names
+        meta = self._dataset(variant).select_columns(["persona_id", "name"])
+        pids, raw = meta["persona_id"], meta["name"]
+        for i, pid in enumerate(pids):
+            if not isinstance(pid, str):
+                raise ValueError(f"variant {variant!r} of {self._where('')} has a non-string persona_id {pid!r}")
+            idx[pid] = i
+            names[pid] = raw[i] or pid
+        self._metadata_complete.add(variant)
+        return idx, names
+
+    def release_cache(self, variants: Sequence[str] | None = None) -> None:
+        """Drop cached splits and metadata for ``variants`` (or all)."""
+        for v in list(self._datasets) if variants is None else list(variants):
+            self._datasets.pop(v, None)
+            self._index.pop(v, None)
+            self._names.pop(v, None)
+            self._metadata_complete.discard(v)
+
+    # -- the read API --------------------------------------------------------------------------
+
+    def _mask(self, mask_strategy: object | None) -> str:
+        if mask_strategy is not None and normalize_mask_strategy(mask_strategy) != self.mask_strategy:
+            raise ValueError(
+                f"{type(self).__name__} is bound to mask_strategy={self.mask_strategy!r}; got {mask_strategy!r}"
+            )
+        return self.mask_strategy
+
+    def _default_variants(self) -> list[str]:
+        return sorted(set(self._datasets) | set(self._splits()))
+
+    def available_variants(
+        self, variants: Sequence[str] | None = None, mask_strategy: object | None = None
+    ) -> list[str]:
+        """Splits present for this config (among ``variants`` if given)."""
+        self._mask(mask_strategy)
+        if variants is not None and not variants:
+            return []
+        present = self._default_variants()
+        return present if variants is None else [v for v in _as_variants(variants, ()) if v in present]
+
+    def _personas(self, variant: str, mask: str) -> dict[str, dict[str, Any]] | None:
+        if variant not in self._datasets and variant not in self._metadata_complete:
+            if safe_name(variant, "variant") not in self._splits():
+                return None
+        _, names = self._metadata(variant)
+        return {pid: {"name": name} for pid, name in names.items()}
+
+    def _shape(self, variant: str, mask: str) -> tuple[int, int]:
+        idx, _ = self._metadata(variant)
+        if not idx:
+            raise ValueError(f"variant {variant!r} of {self._where(mask)} has no rows")
+        L, H = self._vector(variant, next(iter(idx)), mask).shape
+        return int(L), int(H)
+
+    def _vector(self, variant: str, persona_id: str, mask: str) -> np.ndarray:
+        idx, _ = self._metadata(variant)
+        arr = np.asarray(self._dataset(variant)[idx[persona_id]]["vector"], dtype=np.float32)
+        if arr.ndim != 2:
+            raise ValueError(f"tensor for {persona_id!r} must have shape (num_layers, hidden_size)")
+        return arr
+
+    def list_personas(
+        self,
+        variants: Sequence[str] | str | None = None,
+        mask_strategy: object | None = None,
+        warn_missing: bool = False,
+        *,
+        include_baseline: bool = False,
+    ) -> list[str]:
+        """As :meth:`PersonaVectorStore.list_personas`, but quiet about skipped ids by default (the original's)."""
+        return super().list_personas(variants, mask_strategy, warn_missing, include_baseline=include_baseline)
+
+    def persona_sample_ids(
+        self, prompt_variant: str, persona_id: str, mask_strategy: object | None = None
+    ) -> list[str] | None:
+        mask = self._mask(mask_strategy)
+        if persona_id not in (self._personas(prompt_variant, mask) or {}):
+            return None
+        sids = self._dataset(prompt_variant).select_columns(["sample_ids"])["sample_ids"]
+        got = sids[self._metadata(prompt_variant)[0][persona_id]]
+        return [str(s) for s in got] if isinstance(got, list) else []
+
+    def sample_ids(self, variant: str, persona_id: str, mask_strategy: object | None = None) -> list[str]:
+        mask = self._mask(mask_strategy)
+        if persona_id not in self._require(variant, mask):
+            raise FileNotFoundError(f"persona {persona_id!r} not found in variant {variant!r} ({self._where(mask)})")
+        return self.persona_sample_ids(variant, persona_id, mask) or []
+
+    def to_store(self, root: str | os.PathLike[str], variants: Sequence[str] | str | None = None) -> PersonaVectorStore:
+        """Copy the rows into a directory store at ``root`` (the reference layout)."""
+        store = PersonaVectorStore(self.model_name, root, self.mask_strategy, variants=None)
+        for v in _as_variants(variants, self.available_variants()):
+            _, names = self._metadata(v)
+            for pid in sorted(names):
+                store.save(v, pid, names[pid], self.load_numpy(v, pid), self.sample_ids(v, pid))
+        return store
+
+
+class ParquetPersonaStore(HFPersonaVectorStore):
+    """:class:`HFPersonaVectorStore` over a local directory, latentatlas's argument order.
+
+    ``path`` is a dataset directory holding ``<model_dir>__<mask>/`` config folders, or a config
+    folder itself; ``model``/``mask_strategy`` select the config. A missing ``path`` is a
+    FileNotFoundError.
     """
 
     def __init__(
         self,
         path: str | os.PathLike[str],
         model: str,
-        mask_strategy: str = DEFAULT_MASK_STRATEGY,
+        mask_strategy: object | None = DEFAULT_MASK_STRATEGY,
+        *,
+        array_type: str = "auto",
     ) -> None:
-        self.model = model
-        self.mask_strategy = _mask(mask_strategy)
         path = Path(path).expanduser()
         if not path.is_dir():
             raise FileNotFoundError(f"persona store root does not exist: {path}")
-        config = activation_config_name(model, self.mask_strategy)
-        self.config_dir = path / config if (path / config).is_dir() else path
-        self._rows: dict[str, tuple[dict[str, dict[str, Any]], dict[str, np.ndarray], tuple[int, int]]] = {}
+        super().__init__(path, model, mask_strategy, array_type=array_type)
 
-    def _where(self) -> str:
-        return str(self.config_dir)
 
-    def available_variants(self, variants: Sequence[str] | None = None) -> list[str]:
-        names = set()
-        for p in self.config_dir.glob("*.parquet"):
-            stem = p.stem
-            names.add(stem.split("-")[0] if "-" in stem and stem.rsplit("-of-", 1)[-1].isdigit() else stem)
-        if variants is None:
-            return sorted(names)
-        return [v for v in _as_variants(variants, ()) if v in names]
-
-    def _read(self, variant: str) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray], tuple[int, int]]:
-        if variant in self._rows:
-            return self._rows[variant]
-        files = _split_files(self.config_dir, variant)
-        if not files:
-            raise FileNotFoundError(
-                f"unknown variant {variant!r}: no {variant}-*.parquet in {self.config_dir}; "
-                f"available: {self.available_variants()}"
-            )
-        pa, pq = _pyarrow()
-        meta: dict[str, dict[str, Any]] = {}
-        vecs: dict[str, np.ndarray] = {}
-        shape: tuple[int, int] | None = None
-        for f in files:
-            try:
-                table = pq.read_table(f)
-            except Exception as exc:
-                raise ValueError(f"corrupt parquet file {f}: {exc}") from None
-            missing = {"persona_id", "vector"} - set(table.column_names)
-            if missing:
-                raise ValueError(f"parquet file {f} lacks column(s) {sorted(missing)}")
-            ids = table.column("persona_id").to_pylist()
-            names = table.column("name").to_pylist() if "name" in table.column_names else ids
-            sids = table.column("sample_ids").to_pylist() if "sample_ids" in table.column_names else [[]] * len(ids)
-            block = _nested_to_numpy(table.column("vector").combine_chunks(), f)
-            if shape is None:
-                shape = block.shape[1:]
-            elif block.shape[1:] != shape:
-                raise ValueError(f"vectors in {f} have shape {block.shape[1:]}, other files have {shape}")
-            for i, pid in enumerate(ids):
-                vecs[pid] = block[i]
-                meta[pid] = {"name": names[i] or pid, "sample_ids": list(sids[i] or [])}
-        if shape is None:
-            raise ValueError(f"variant {variant!r} in {self.config_dir} has no rows")
-        self._rows[variant] = (meta, vecs, shape)
-        return self._rows[variant]
-
-    def _check_variant(self, variant: str) -> None:
-        self._read(variant)
-
-    def _variant_personas(self, variant: str) -> dict[str, dict[str, Any]]:
-        return self._read(variant)[0]
-
-    def _variant_shape(self, variant: str) -> tuple[int, int]:
-        return self._read(variant)[2]
-
-    def shape(self, variant: str) -> tuple[int, int]:
-        return self._variant_shape(variant)
-
-    def load(self, variant: str, persona_id: str) -> np.ndarray:
-        vecs = self._read(variant)[1]
-        if persona_id not in vecs:
-            raise FileNotFoundError(f"no vector for persona {persona_id!r} in variant {variant!r} ({self.config_dir})")
-        return vecs[persona_id]
-
-    def load_into(self, variant: str, persona_id: str, out: np.ndarray) -> None:
-        out[...] = self.load(variant, persona_id)
-
-    def to_store(self, root: str | os.PathLike[str], variants: Sequence[str] | str | None = None) -> PersonaVectorStore:
-        """Copy the Parquet rows into a directory store at ``root`` (the reference layout)."""
-        store = PersonaVectorStore(self.model, self.mask_strategy, root=root)
-        for v in _as_variants(variants, self.available_variants()):
-            meta, vecs, _ = self._read(v)
-            for pid in sorted(vecs):
-                store.save(v, pid, vecs[pid], name=meta[pid]["name"], sample_ids=meta[pid]["sample_ids"])
-        return store
+PersonaVectorSource = PersonaVectorStore | HFPersonaVectorStore
