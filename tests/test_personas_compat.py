@@ -523,3 +523,48 @@ def test_run_saved_activation_analysis(tmp_path):
     assert {"persona_vector_pca", "persona_vector_similarity", "persona_pair_similarity", "pca_scree"} <= out.keys()
     assert all(p.exists() for p in out.values())
     assert "Assistant" not in out["persona_vector_pca"].read_text()
+
+
+def test_estimators_are_monkeypatchable_module_attributes(monkeypatch):
+    """The original's tests replace analysis.PCA / sys.modules["umap"] and check what the projections feed them."""
+    import sys
+    import types
+
+    x = np.array([[2.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 4.0], [4.0, 0.0, 0.0]], np.float32)
+    seen: dict[str, np.ndarray] = {}
+
+    class FakePCA:
+        explained_variance_ratio_ = np.asarray([1.0])
+
+        def __init__(self, n_components: int, random_state: int):
+            self.n_components = n_components
+
+        def fit(self, values):
+            seen["fit"] = values.copy()
+            return self
+
+        def fit_transform(self, values):
+            seen["pca"] = values.copy()
+            return values[:, : self.n_components]
+
+    class FakeUMAP:
+        def __init__(self, **kwargs):
+            self.n_components = kwargs["n_components"]
+
+        def fit_transform(self, values):
+            seen["umap"] = values.copy()
+            return np.zeros((values.shape[0], self.n_components))
+
+    monkeypatch.setattr(analysis, "PCA", FakePCA)
+    monkeypatch.setitem(sys.modules, "umap", types.SimpleNamespace(UMAP=FakeUMAP))
+    for normalize in (True, False):
+        want = analysis.prepare_cluster_samples(x, center=True, normalize=normalize)
+        analysis.project_pca(x, n_components=2, normalize=normalize)
+        analysis.project_umap(x, n_components=2, normalize=normalize)
+        analysis.pca_explained_variance(x, n_components=1, normalize=normalize)
+        for key in ("pca", "umap", "fit"):
+            np.testing.assert_allclose(seen[key], want)
+    monkeypatch.undo()
+    ref = analysis.PCA(2).fit_transform(analysis.prepare_cluster_samples(x))
+    np.testing.assert_allclose(analysis.project_pca(x), ref)
+    assert analysis.KMeans.__module__.startswith("sklearn")

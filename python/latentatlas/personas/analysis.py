@@ -23,7 +23,6 @@ single-threaded BLAS, which is what keeps 1,000 personas x 42 layers x 3,584 hid
 from __future__ import annotations
 
 import importlib
-import os
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -59,7 +58,6 @@ __all__ = [
     "project_isomap",
     "project_pca",
     "project_umap",
-    "run_saved_activation_analysis",
     "samples_to_numpy",
     "scree_layers",
     "validate_layers",
@@ -560,6 +558,10 @@ def _sklearn(name: str) -> Any:
 def __getattr__(name: str) -> Any:
     if name in ("KMeans", "Isomap"):
         return _sklearn(name)
+    if name == "run_saved_activation_analysis":  # the original has it here; it lives in .report (which imports us)
+        from .report import run_saved_activation_analysis
+
+        return run_saved_activation_analysis
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -856,23 +858,3 @@ def persona_spectral_energy(
         L = feature_laplacian(x, k, normalized=normalized, threads=threads)
         out[i] = rayleigh_energy(x, L, threads=threads)
     return out
-
-
-def run_saved_activation_analysis(
-    model_name: str,
-    activations_dir: str | os.PathLike[str] | None,
-    output_dir: str | os.PathLike[str],
-    variant: str,
-    mask_strategy: object = "answer_mean",
-    persona_ids: Sequence[str] | None = None,
-    include_baseline: bool = False,
-    layers: Sequence[int] | None = None,
-) -> dict[str, Any]:
-    """The original's entry point: the PCA, similarity, pair-similarity and scree HTML files of one variant.
-
-    Returns ``{"persona_vector_pca", "persona_vector_similarity", "persona_pair_similarity",
-    "pca_scree"}`` -> path. (Defined in :mod:`.report`; here because the original has it here.)
-    """
-    from .report import run_saved_activation_analysis as run
-
-    return run(model_name, activations_dir, output_dir, variant, mask_strategy, persona_ids, include_baseline, layers)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .store import HFPersonaVectorStore, activation_config_name, export_parquet
+from .store import HFPersonaVectorStore, activation_config_name, export_parquet, local_dataset_dir
 
 __all__ = [
     "HFPersonaVectorStore",
@@ -33,7 +33,7 @@ def parse_vector_config_name(config_name: str) -> tuple[str, str] | None:
 
 def list_hub_vector_models(repo_id: str | os.PathLike[str]) -> dict[str, list[str]]:
     """``{model_name: [mask strategies]}`` of a local copy of the dataset (config folders holding Parquet files)."""
-    root = HFPersonaVectorStore(repo_id, "x/x")._dataset_root()
+    root = local_dataset_dir(repo_id)
     models: dict[str, list[str]] = {}
     for d in sorted(p for p in Path(root).iterdir() if p.is_dir() and any(p.glob("*.parquet"))):
         parsed = parse_vector_config_name(d.name)

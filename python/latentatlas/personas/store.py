@@ -45,7 +45,6 @@ import contextlib
 import json
 import os
 import re
-import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -53,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from .._io import atomic_write_bytes, inside, read_safetensors, safe_name
+from .._io import atomic_write_bytes, inside, read_safetensors, safe_name, write_staged
 from .._optional import import_optional, to_numpy
 from ._arrays import ARRAY_TYPES, as_array_type
 
@@ -71,6 +70,7 @@ __all__ = [
     "default_root",
     "discover_activation_models",
     "export_parquet",
+    "local_dataset_dir",
     "model_dir_name",
     "normalize_mask_strategy",
 ]
@@ -426,19 +426,7 @@ def _locked(vdir: Path) -> Iterator[None]:
 
 def _stage(vdir: Path, final: str, data: bytes) -> str:
     """Write ``data`` to a fsynced temporary file in ``vdir``; returns its name."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{final}.", suffix=".tmp", dir=vdir)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual mode
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return Path(tmp).name
+    return write_staged(vdir / final, data).name
 
 
 def _plain(name: Any) -> bool:
@@ -855,6 +843,34 @@ def _hub_cache() -> Path:
     return (Path(home).expanduser() if home else Path.home() / ".cache" / "huggingface") / "hub"
 
 
+def local_dataset_dir(repo_id: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The local folder of a Hub dataset: ``repo_id`` itself if it is a directory, else its snapshot in the cache.
+
+    The cache is ``cache_dir``, ``$HF_HUB_CACHE``, ``$HF_HOME/hub`` or ``~/.cache/huggingface/hub``; the
+    snapshot is the one ``refs/main`` names, else the newest. Nothing is downloaded.
+    """
+    local = Path(repo_id).expanduser()
+    if local.is_dir():
+        return local
+    parts = str(repo_id).split("/")
+    for p in parts:
+        safe_name(p, "repo_id")
+    repo = Path(cache_dir or _hub_cache()).expanduser() / ("datasets--" + "--".join(parts))
+    snaps = repo / "snapshots"
+    ref = repo / "refs" / "main"
+    rev = ref.read_text().strip() if ref.is_file() else None
+    if rev is not None and (snaps / safe_name(rev, "revision")).is_dir():
+        return snaps / rev
+    found = sorted(snaps.iterdir(), key=lambda p: p.stat().st_mtime) if snaps.is_dir() else []
+    if not found:
+        raise FileNotFoundError(
+            f"Hub dataset {str(repo_id)!r} is neither a local directory nor in the Hugging Face cache "
+            f"{repo.parent}; download it first, e.g. `huggingface-cli download --repo-type dataset "
+            f"{repo_id}`, or pass the directory of a local copy"
+        )
+    return found[-1]
+
+
 class HFPersonaVectorStore(_ReadAPI):
     """Persona vectors of the Hub dataset (one config per ``model__mask``, one split per variant), offline.
 
@@ -890,33 +906,11 @@ class HFPersonaVectorStore(_ReadAPI):
 
     # -- where the files are ------------------------------------------------------------------
 
-    def _dataset_root(self) -> Path:
-        local = Path(self.repo_id).expanduser()
-        if local.is_dir():
-            return local
-        parts = self.repo_id.split("/")
-        for p in parts:
-            safe_name(p, "repo_id")
-        repo = Path(self._cache_dir or _hub_cache()).expanduser() / ("datasets--" + "--".join(parts))
-        snaps = repo / "snapshots"
-        ref = repo / "refs" / "main"
-        rev = ref.read_text().strip() if ref.is_file() else None
-        if rev is not None and (snaps / safe_name(rev, "revision")).is_dir():
-            return snaps / rev
-        found = sorted(snaps.iterdir(), key=lambda p: p.stat().st_mtime) if snaps.is_dir() else []
-        if not found:
-            raise FileNotFoundError(
-                f"Hub dataset {self.repo_id!r} is neither a local directory nor in the Hugging Face cache "
-                f"{repo.parent}; download it first, e.g. `huggingface-cli download --repo-type dataset "
-                f"{self.repo_id}`, or pass the directory of a local copy"
-            )
-        return found[-1]
-
     @property
     def config_dir(self) -> Path:
         """The folder of this store's config (``<dataset>/<model_dir>__<mask>``)."""
         if self._config is None:
-            root = self._dataset_root()
+            root = local_dataset_dir(self.repo_id, self._cache_dir)
             cand = inside(root, self.config_name)
             self._config = cand if cand.is_dir() else root
         return self._config
