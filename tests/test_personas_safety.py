@@ -297,3 +297,11 @@ def test_sigkill_during_saves_leaves_old_or_new(tmp_path):
     for round_ in range(ROUNDS):
         for k in range(2):
             assert f"own_{round_}{k}_0" in seen
+
+
+def test_discovered_variants_skip_unsafe_folders(layout):
+    _, root = layout
+    base = root / "org__model" / "answer_mean"
+    for odd in (".hidden", "a b", "x*"):
+        plant(base / odd)
+    assert PersonaVectorStore("org/model", root, variants=None).available_variants() == ["biography"]

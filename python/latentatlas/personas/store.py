@@ -137,6 +137,14 @@ def _as_vector(vector: Any, persona_id: str) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def _is_safe(name: str) -> bool:
+    try:
+        safe_name(name, "name")
+    except ValueError:
+        return False
+    return True
+
+
 def _as_variants(variants: Any, default: Sequence[str]) -> list[str]:
     if variants is None:
         return list(default)
@@ -569,7 +577,8 @@ class PersonaVectorStore(_ReadAPI):
         if self.variants is not None:
             return list(self.variants)
         base = self.root_dir / self._model_dir / self.mask_strategy
-        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+        names = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+        return [v for v in names if _is_safe(v)]  # other folders cannot be variants
 
     # -- manifest ----------------------------------------------------------------------------
 
@@ -923,8 +932,8 @@ class HFPersonaVectorStore(_ReadAPI):
         for p in sorted(self.config_dir.glob("*.parquet")):
             m = _SHARD.fullmatch(p.name)
             split = m.group(1) if m else p.stem
-            with contextlib.suppress(ValueError, TypeError):
-                files.setdefault(safe_name(split, "variant"), []).append(p)
+            if _is_safe(split):
+                files.setdefault(split, []).append(p)
         return files
 
     def _dataset(self, variant: str) -> Any:
