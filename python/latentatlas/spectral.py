@@ -7,18 +7,24 @@ item's values vary smoothly across co-varying features (the arrowspace view of a
 The heavy work runs in Rust (``latentatlas._core``) with the GIL released: one streaming pass of
 the Gram matrix ``XᵀX`` over row chunks (so an ``np.memmap`` larger than memory never loads whole)
 and one streaming pass for the energies, O(N·(F + edges)) from the sparse L.
+
+X may also be an iterable of row chunks or a ``dask.array.Array`` (see :mod:`latentatlas.chunked`):
+the Gram is a fixed-order tree sum over 2,048-row leaves, so the graph is the same bits for any
+chunking; row-wise results (energies, λ) of a Dask array come back as lazy Dask arrays.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
 
-from . import _core
+from . import _core, chunked
 from ._estimator import Estimator
-from ._validate import as_matrix, check_choice, check_k, check_threads
+from ._optional import is_dask_array
+from ._validate import check_choice, check_k, check_threads
 
 __all__ = [
     "SpectralEnergy",
@@ -46,7 +52,8 @@ def feature_graph(
     Parameters
     ----------
     X : array-like, shape (n_samples, n_features)
-        Items in rows. float32/float64 are used as they are (C or Fortran order, strided, memmap).
+        Items in rows. float32/float64 are used as they are (C or Fortran order, strided, memmap),
+        or row chunks / a Dask array (:mod:`latentatlas.chunked`).
     k : int
         Neighbours kept per feature, self excluded; ``1 <= k < n_features``.
     weights : {"cosine", "positive", "binary"}
@@ -61,11 +68,11 @@ def feature_graph(
     scipy.sparse.csr_matrix, shape (n_features, n_features), float64
         ``W = max(W_directed, W_directedᵀ)`` with a zero diagonal.
     """
-    X = as_matrix(X, "X", min_cols=2)
+    X = chunked.as_rows(X, "X", min_cols=2)
     f = X.shape[1]
     k = check_k(k, f, what="n_features")
     check_choice(weights, "weights", _WEIGHTS)
-    vals, idx = _core.feature_topk(X, k, threads=check_threads(threads))
+    vals, idx = _cosine_topk(chunked.gram(X, threads=check_threads(threads)), k)
     if weights == "positive":
         vals = np.maximum(vals, 0.0)
     elif weights == "binary":
@@ -76,6 +83,22 @@ def feature_graph(
     W.eliminate_zeros()
     W.sort_indices()
     return W
+
+
+def _cosine_topk(G: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(cosine F×k, indices F×k) of each feature's top-k other features from the Gram G, best first, ties to
+    the lower index; a zero column has cosine 0 with every column (as scikit-learn defines it)."""
+    f = G.shape[0]
+    norms = np.sqrt(np.diag(G))
+    vals, idx = np.empty((f, k)), np.empty((f, k), np.int64)
+    for a in range(0, f, 256):  # row blocks bound the (rows × F) temporaries
+        g = G[a : a + 256]
+        d = norms[a : a + 256, None] * norms[None, :]
+        c = np.divide(g, d, out=np.zeros_like(g), where=d > 0)
+        c[np.arange(c.shape[0]), np.arange(a, a + c.shape[0])] = -np.inf  # self excluded
+        order = np.argsort(-c, axis=1, kind="stable")[:, :k]  # value desc, index asc
+        vals[a : a + 256], idx[a : a + 256] = np.take_along_axis(c, order, axis=1), order
+    return vals, idx
 
 
 def graph_laplacian(W: Any, *, normalized: bool = False) -> sp.csr_matrix:
@@ -151,16 +174,23 @@ def rayleigh_energy(X: Any, L: Any, *, threads: int | None = None) -> np.ndarray
 
     Returns
     -------
-    ndarray, shape (n_samples,), float64
+    ndarray, shape (n_samples,), float64 (a lazy Dask array for a Dask X)
         Cost O(N·nnz(L)), streamed in blocks of 32 rows: no F×F product per row, no N×F temporary.
     """
-    X = as_matrix(X, "X")
-    indptr, indices, data = _csr_parts(L, X.shape[1])
-    return _core.rayleigh_energy(X, indptr, indices, data, threads=check_threads(threads))
+    X = chunked.as_rows(X, "X")
+    parts = _csr_parts(L, X.shape[1])
+    return chunked.map_rows(X, functools.partial(_energy_rows, parts, check_threads(threads)), [((), np.float64)])
+
+
+def _energy_rows(L: tuple[np.ndarray, ...], threads: int | None, X: np.ndarray, start: int) -> np.ndarray:
+    return _core.rayleigh_energy(X, *L, threads=threads)
 
 
 def minmax(v: Any) -> np.ndarray:
     """Min-max scale to [0, 1) exactly as the seed notebook does: ``(v - min) / (max - min + 1e-9)``."""
+    if is_dask_array(v):  # lazy: the two extremes are computed, the scaling stays row-wise
+        lo, hi = chunked.compute(v.min(), v.max())
+        return (v.astype(np.float64) - lo) / (hi - lo + 1e-9)
     v = np.asarray(v, dtype=np.float64)
     if v.size == 0:
         raise ValueError("cannot min-max scale an empty array")
@@ -206,11 +236,11 @@ class SpectralEnergy(Estimator):
 
     def fit(self, X: Any, y: Any = None) -> SpectralEnergy:
         """Build the feature graph and Laplacian of X (n_samples, n_features). ``y`` is ignored."""
-        X = as_matrix(X, "X")
+        X = chunked.as_rows(X, "X")
         self.graph_ = feature_graph(X, self.k, weights=self.weights, threads=self.threads)
         self.laplacian_ = graph_laplacian(self.graph_, normalized=self.normalized)
         self.n_features_in_ = X.shape[1]
-        self._X_fit = X  # a reference, not a copy (memmaps stay on disk)
+        self._X_fit = X  # a reference, not a copy (memmaps and Dask arrays stay where they are)
         self._energy_fit: np.ndarray | None = None
         return self
 
@@ -224,8 +254,8 @@ class SpectralEnergy(Estimator):
         if X is None:
             if self._energy_fit is None:
                 self._energy_fit = rayleigh_energy(self._X_fit, self.laplacian_, threads=self.threads)
-            return self._energy_fit.copy()
-        X = as_matrix(X, "X")
+            return self._energy_fit if is_dask_array(self._energy_fit) else self._energy_fit.copy()
+        X = chunked.as_rows(X, "X")
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but SpectralEnergy was fitted with {self.n_features_in_}")
         return rayleigh_energy(X, self.laplacian_, threads=self.threads)
@@ -251,11 +281,23 @@ def taumode_lambda(X: Any, L: Any, *, tau: Literal["median"] | float = "median")
 
     Sums run over ordered pairs (each undirected edge twice). arrowspace builds its L on item
     centroids with its own edge weighting; pass that L to compare numbers with the library.
+    A Dask X gives a lazy Dask array (the extremes of the min-max are computed).
     """
-    X = as_matrix(X, "X")
-    indptr, indices, data = _csr_parts(L, X.shape[1])
+    X = chunked.as_rows(X, "X")
+    parts = _csr_parts(L, X.shape[1])
     if not (tau == "median" or (isinstance(tau, (int, float)) and not isinstance(tau, bool) and tau > 0)):
         raise ValueError(f"tau must be 'median' or a positive number, got {tau!r}")
+    raw = chunked.map_rows(X, functools.partial(_taumode_rows, parts, tau), [((), np.float64)])
+    if is_dask_array(raw):
+        lo, hi = chunked.compute(raw.min(), raw.max())
+        return (raw - lo) / (hi - lo) if hi - lo > 0 else raw * 0.0
+    span = raw.max() - raw.min() if raw.size else 0.0
+    return (raw - raw.min()) / span if span > 0 else np.zeros(raw.shape[0])
+
+
+def _taumode_rows(L: tuple[np.ndarray, ...], tau: Any, X: np.ndarray, start: int) -> np.ndarray:
+    """The un-normalised λ of each row of X (row-wise: the same bits whatever the row blocks)."""
+    indptr, indices, data = L
     E = np.maximum(_core.rayleigh_energy(X, indptr, indices, data), 0.0)
     Lc = sp.csr_matrix((data, indices, indptr), shape=(X.shape[1],) * 2)
     off = (sp.triu(Lc, k=1) + sp.tril(Lc, k=-1).T).tocoo()  # L_ab + L_ba on the upper triangle
@@ -278,6 +320,4 @@ def taumode_lambda(X: Any, L: Any, *, tau: Literal["median"] | float = "median")
     tw = np.minimum(t_item, 1.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(E + t_item > 0, E / (E + t_item), 0.0)
-    raw = tw * ratio + (1.0 - tw) * G
-    span = raw.max() - raw.min() if n else 0.0
-    return (raw - raw.min()) / span if span > 0 else np.zeros(n)
+    return tw * ratio + (1.0 - tw) * G

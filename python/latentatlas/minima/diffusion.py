@@ -75,8 +75,12 @@ def knn_sqdist(X: np.ndarray, k: int, *, threads: int | None = None) -> tuple[np
 
     Candidates come from the Rust GEMM + top-k in float32; the distances of the chosen pairs are
     then recomputed in float64 (no cancellation error in the kernel weights), each row ascending.
+    A Dask X gives the same graph as lazy Dask arrays (:func:`latentatlas.chunked.knn_sqdist`).
     """
-    from .. import _core
+    from .. import _core, chunked
+
+    if chunked.is_dask_array(X):
+        return chunked.knn_sqdist(X, k, threads=threads)
 
     return _core.knn_sqdist(np.ascontiguousarray(X, dtype=np.float32), k=k, threads=threads)
 

@@ -6,13 +6,17 @@ h = TopK(W_enc (x - b_dec) + b_enc) with ReLU on the k kept values; x̂ = W_dec�
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from .. import _core
+from .. import _core, chunked
+from .._optional import import_optional, is_dask_array
 from .._validate import as_matrix, check_finite, check_int, check_threads
 from . import train as _train
 from .train import PARAMS
@@ -83,7 +87,11 @@ class TopKSAE:
     b_dec : ndarray (d_in,)
     history_ : list of dict
         Per-epoch training losses after :meth:`fit`.
+    stream_state_ : dict or None
+        Adam's moments, step count and dead-latent counters of :meth:`partial_fit` (None before).
     """
+
+    stream_state_: dict[str, Any] | None = None
 
     def __init__(
         self,
@@ -224,15 +232,32 @@ class TopKSAE:
         -------
         values : ndarray (N, k), descending, >= 0 (ReLU)
         indices : ndarray (N, k) int64
+
+        X may be row chunks or a Dask array (:mod:`latentatlas.chunked`); a Dask X gives lazy Dask
+        arrays. :meth:`encode_to` writes the codes of a large X to ``.npy`` files instead.
         """
-        X = self.check_input(X)
         k = self.k if k is None else _check_k(k, self.n_latents)
         sub = self.subtract_decoder_bias if subtract_decoder_bias is None else subtract_decoder_bias
+        if chunked.is_chunked(X):  # row blocks; a Dask X gives lazy (values, indices) with X's row chunks
+            X = self._check_rows(X)
+            fn = functools.partial(_encode_rows, self._weights(sub), k, check_threads(threads))
+            return chunked.map_rows(X, fn, [((k,), self.dtype), ((k,), np.int64)])
+        X = self.check_input(X)
         if X.shape[0] == 0:
             return np.zeros((0, k), self.dtype), np.zeros((0, k), np.int64)
         return _core.sae_encode(
             X, self.W_enc, self.b_enc, k, b_dec=self.b_dec if sub else None, threads=check_threads(threads)
         )
+
+    def _check_rows(self, X: Any) -> Any:
+        X = chunked.as_rows(X, "X")
+        if X.shape[1] != self.d_in:
+            raise ValueError(f"X must have d_in = {self.d_in} columns, got {X.shape[1]}")
+        return X
+
+    def _weights(self, subtract_decoder_bias: bool) -> tuple[Any, ...]:
+        """(W_enc, b_enc, b_dec applied to the input or None, W_dec, b_dec) for the row-block functions."""
+        return (self.W_enc, self.b_enc, self.b_dec if subtract_decoder_bias else None, self.W_dec, self.b_dec)
 
     def encode_dense(self, X: Any, *, threads: int | None = None) -> np.ndarray:
         """The codes as a dense ``(N, n_latents)`` array (zeros outside the top k)."""
@@ -243,6 +268,18 @@ class TopKSAE:
 
     def decode(self, values: Any, indices: Any, *, threads: int | None = None) -> np.ndarray:
         """x̂ = Σ_t values[:, t] · W_dec[indices[:, t]] + b_dec, ``(N, d_in)``; cost O(N·k·d)."""
+        if is_dask_array(values) or is_dask_array(indices):
+            da = import_optional("dask.array", feature="Dask input")
+            values, indices = da.asarray(values), da.asarray(indices)
+            fn = functools.partial(_decode_rows, self._weights(True), self.n_latents, check_threads(threads))
+            return da.map_blocks(
+                fn,
+                values,
+                indices,
+                dtype=self.dtype,
+                chunks=(values.chunks[0], (self.d_in,)),
+                meta=np.empty((0, 0), self.dtype),
+            )
         v, i = check_codes(values, indices, self.n_latents, self.dtype)
         if not np.isfinite(v).all():
             raise ValueError("values contains NaN or infinity")
@@ -251,7 +288,10 @@ class TopKSAE:
         return _core.sparse_decode(v, i, self.W_dec, bias=self.b_dec, threads=check_threads(threads))
 
     def reconstruct(self, X: Any, *, threads: int | None = None) -> np.ndarray:
-        """decode(encode(X)), ``(N, d_in)``."""
+        """decode(encode(X)), ``(N, d_in)`` (row-wise: lazy for a Dask X)."""
+        if chunked.is_chunked(X):
+            fn = functools.partial(_reconstruct_rows, self._weights(self.subtract_decoder_bias), self.k, threads)
+            return chunked.map_rows(self._check_rows(X), fn, [((self.d_in,), self.dtype)])
         return self.decode(*self.encode(X, threads=threads), threads=threads)
 
     # -- diagnostics -------------------------------------------------------------------------
@@ -268,18 +308,24 @@ class TopKSAE:
         1 - SSE / Σ|x - mean|²), ``l0`` (mean active latents per row), ``dead_fraction`` (latents
         never active on X) and ``frequencies`` (ndarray (n_latents,)).
         """
-        X = self.check_input(X)
-        v, i = self.encode(X, threads=threads)
-        Xh = self.decode(v, i, threads=threads)
-        err = (Xh.astype(np.float64) - X).ravel()
-        sse = float(err @ err)
-        Xc = X.astype(np.float64) - X.mean(axis=0, dtype=np.float64)
-        var = float(np.einsum("ij,ij->", Xc, Xc))
-        freq = latent_frequencies((v, i), self.n_latents)
+        X = self._check_rows(X) if chunked.is_chunked(X) else self.check_input(X)
+        if isinstance(X, chunked.Chunks):
+            X = chunked.Chunks(list(X), "X")  # two passes below
+        # two fixed-order tree sums over the rows (chunked.tree_sum): the same numbers for an
+        # array, a memmap, chunks or a Dask array, whatever the chunking
+        total, count = chunked.tree_sum(X, _health_mean_rows)
+        n = int(count[0])
+        if n == 0:
+            return {"mse": 0.0, "fve": float("nan"), "l0": 0.0, "dead_fraction": 1.0,
+                    "frequencies": np.zeros(self.n_latents)}  # fmt: skip
+        fn = functools.partial(_health_rows, self._weights(self.subtract_decoder_bias), self.k, threads, total / n)
+        sse_cols, var_cols, active, counts = chunked.tree_sum(X, fn)
+        sse, var = float(sse_cols.sum()), float(var_cols.sum())
+        freq = counts / n
         return {
-            "mse": sse / max(X.size, 1),
+            "mse": sse / (n * self.d_in),
             "fve": 1.0 - sse / var if var > 0 else float("nan"),
-            "l0": float((v > 0).sum(axis=1).mean()) if v.shape[0] else 0.0,
+            "l0": float(active[0]) / n,
             "dead_fraction": float((freq == 0).mean()),
             "frequencies": freq,
         }
@@ -321,6 +367,83 @@ class TopKSAE:
             progress=progress, backend=backend, threads=threads, callback=callback,
         )  # fmt: skip
 
+    def partial_fit(self, batch: Any, **options: Any) -> dict[str, Any]:
+        """One training step on one batch ``(B, d_in)``; see :func:`latentatlas.sae.train.partial_fit`."""
+        return _train.partial_fit(self, batch, **options)
+
+    def encode_to(
+        self,
+        X: Any,
+        directory: str | os.PathLike[str],
+        *,
+        block_rows: int = 65536,
+        threads: int | None = None,
+        progress: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Encode a large X (array, memmap or Dask array) into ``directory/values.npy`` and ``indices.npy``.
+
+        Blocks of ``block_rows`` rows go into ``*.npy.partial`` memmaps; after each block the files are
+        flushed and ``encode.progress.json`` records the rows done (atomically). A rerun after a crash
+        resumes from the last finished block (when the model, X's shape and k are the same); the two
+        ``.npy`` files appear (renamed into place) only once complete. Returns them memory-mapped,
+        read-only: values ``(N, k)`` in the model's dtype, indices ``(N, k)`` int64.
+        """
+        from tqdm.auto import tqdm
+
+        from .._io import atomic_write_text
+
+        X = self._check_rows(X) if chunked.is_chunked(X) else self.check_input(X)
+        if isinstance(X, chunked.Chunks):
+            raise TypeError("encode_to needs X's row count up front: pass an array, a memmap or a Dask array")
+        block_rows = check_int(block_rows, "block_rows")
+        out = os.fspath(directory)
+        os.makedirs(out, exist_ok=True)
+        n, k = int(X.shape[0]), self.k
+        names = {"values": os.path.join(out, "values.npy"), "indices": os.path.join(out, "indices.npy")}
+        dtypes = {"values": self.dtype, "indices": np.dtype(np.int64)}
+        prog = os.path.join(out, "encode.progress.json")
+        h = hashlib.sha256()
+        for w in (self.W_enc, self.b_enc, self.b_dec):
+            h.update(np.ascontiguousarray(w).tobytes())
+        job = {"n": n, "k": k, "dtype": self.dtype.name, "model": h.hexdigest(), "sub": self.subtract_decoder_bias}
+        done = 0
+        try:
+            with open(prog) as fh:
+                state = json.load(fh)
+            if {key: state.get(key) for key in job} == job and all(
+                os.path.exists(p + ".partial") for p in names.values()
+            ):
+                done = int(state["rows_done"])
+        except (OSError, ValueError, KeyError, TypeError):
+            done = 0
+        mode = "r+" if done else "w+"
+        mm = {
+            key: np.lib.format.open_memmap(p + ".partial", mode=mode, dtype=dtypes[key], shape=(n, k))
+            for key, p in names.items()
+        }
+        fn = functools.partial(_encode_rows, self._weights(self.subtract_decoder_bias), k, check_threads(threads))
+        bar = tqdm(total=n, initial=done, disable=not progress, desc="sae encode", unit="rows", unit_scale=True)
+        try:
+            for a in range(done, n, block_rows):
+                b = min(a + block_rows, n)
+                block = X[a:b]
+                block = chunked.compute(block)[0] if is_dask_array(block) else block
+                try:
+                    mm["values"][a:b], mm["indices"][a:b] = fn(block, a)
+                except ValueError as exc:
+                    raise chunked._rows_error(exc, a) from None
+                for m in mm.values():
+                    m.flush()
+                atomic_write_text(prog, json.dumps({**job, "rows_done": b}))
+                bar.update(b - a)
+        finally:
+            bar.close()
+        del mm  # closes the maps before the rename
+        for p in names.values():
+            os.replace(p + ".partial", p)
+        os.remove(prog)
+        return tuple(np.load(names[key], mmap_mode="r") for key in ("values", "indices"))
+
     # io imports this module to build models, so the file methods import it when called
     def save(self, path: str | os.PathLike[str]) -> str:
         """Write ``sae.safetensors`` + ``cfg.json`` into directory ``path`` (atomically)."""
@@ -334,3 +457,45 @@ class TopKSAE:
         from .io import load
 
         return load(path)
+
+
+# -- row-block functions of the chunked paths (module level: Dask ships them to workers) -------------
+def _encode_rows(w: tuple[Any, ...], k: int, threads: int | None, X: np.ndarray, start: int) -> Any:
+    W_enc, b_enc, b_dec_in, _, _ = w
+    X = X.astype(W_enc.dtype, copy=False)
+    if X.shape[0] == 0:
+        return np.zeros((0, k), W_enc.dtype), np.zeros((0, k), np.int64)
+    return _core.sae_encode(X, W_enc, b_enc, k, b_dec=b_dec_in, threads=threads)
+
+
+def _decode_rows(w: tuple[Any, ...], n_latents: int, threads: int | None, v: Any, i: Any) -> np.ndarray:
+    W_dec, b_dec = chunked.aligned((w[3], w[4]))  # as a Dask worker may unpickle them
+    v, i = chunked.aligned((v, i))
+    v, i = check_codes(v, i, n_latents, W_dec.dtype)
+    if not np.isfinite(v).all():
+        raise ValueError("values contains NaN or infinity")
+    if v.shape[0] == 0:
+        return np.zeros((0, W_dec.shape[1]), W_dec.dtype)
+    return _core.sparse_decode(v, i, W_dec, bias=b_dec, threads=threads)
+
+
+def _reconstruct_rows(w: tuple[Any, ...], k: int, threads: int | None, X: np.ndarray, start: int) -> np.ndarray:
+    v, i = _encode_rows(w, k, threads, X, start)
+    return _decode_rows(w, w[3].shape[0], threads, v, i)
+
+
+def _health_mean_rows(X: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray]:
+    return X.sum(axis=0, dtype=np.float64), np.array([float(X.shape[0])])
+
+
+def _health_rows(
+    w: tuple[Any, ...], k: int, threads: int | None, mean: np.ndarray, X: np.ndarray, start: int
+) -> tuple[np.ndarray, ...]:
+    X = X.astype(w[0].dtype, copy=False)
+    v, i = _encode_rows(w, k, threads, X, start)
+    err = _decode_rows(w, w[3].shape[0], threads, v, i).astype(np.float64) - X
+    Xc = X.astype(np.float64) - mean
+    counts = np.bincount(i[v > 0], minlength=w[0].shape[0]).astype(np.float64)
+    # column sums over rows add row after row: unlike BLAS dot/einsum, their order never depends on
+    # the block's memory alignment, so every chunking gives the same bits
+    return (np.square(err).sum(axis=0), np.square(Xc).sum(axis=0), np.array([float((v > 0).sum())]), counts)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import _core
+from .. import _core, chunked
+from .._optional import import_optional, is_dask_array
 from .._validate import as_matrix, check_int, check_threads
 from ..metrics import mrr_at_k, precision_at_k, recall_at_k
 from .model import Codes, TopKSAE, check_codes
@@ -36,14 +38,32 @@ def dense_search(Q: Any, D: Any, k: int = 10, *, threads: int | None = None) -> 
     Returns
     -------
     scores : (M, k) descending; ids : (M, k) int64 document rows (ties to the lower row)
+
+    D may be row chunks or a Dask array (Q stays in memory): per-block top-k merged under the same
+    tie rule, so the result is the in-memory one.
     """
     Q = as_matrix(Q, "Q")
-    D = as_matrix(D, "D")
+    D = chunked.as_rows(D, "D")
     if Q.shape[1] != D.shape[1]:
         raise ValueError(f"Q and D must have the same number of columns, got {Q.shape[1]} and {D.shape[1]}")
+    if chunked.is_chunked(D):
+        k = check_int(k, "k", high=None if isinstance(D, chunked.Chunks) else D.shape[0])
+        dt = np.result_type(Q.dtype, chunked.row_dtype(D))
+        fn = functools.partial(_dense_rows, Q.astype(dt, copy=False), k, check_threads(threads))
+        return _full_k(chunked.topk_rows(D, fn, k, name="D"), k)
     k = check_int(k, "k", high=D.shape[0])  # at most the documents
     dt = np.result_type(Q.dtype, D.dtype)
     return _core.gemm_topk(Q.astype(dt, copy=False), D.astype(dt, copy=False), k, threads=check_threads(threads))
+
+
+def _dense_rows(Q: np.ndarray, k: int, threads: int | None, D: np.ndarray, start: int) -> Any:
+    return _core.gemm_topk(Q, D.astype(Q.dtype, copy=False), min(k, D.shape[0]), threads=threads)
+
+
+def _full_k(res: tuple[np.ndarray, np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+    if res[1].shape[1] < k:  # chunks: the row count is known only now
+        raise ValueError(f"k must be <= the number of documents = {res[1].shape[1]}, got {k}")
+    return res
 
 
 def latent_search(
@@ -67,10 +87,15 @@ def latent_search(
     -------
     scores : (M, k) descending; ids : (M, k) int64 (ties to the lower row; documents that share no
     latent with the query score 0) — the same as the top-k of the dense product of the codes.
+
+    Dcodes may be a pair of Dask arrays (as :meth:`TopKSAE.encode` of a Dask array returns them):
+    per-block searches merged under the same tie rule give the in-memory result.
     """
     for name, c in (("Qcodes", Qcodes), ("Dcodes", Dcodes)):
         if not isinstance(c, (tuple, list)) or len(c) != 2:
             raise TypeError(f"{name} must be a (values, indices) pair")
+    if is_dask_array(Dcodes[0]) or is_dask_array(Dcodes[1]):
+        return _latent_search_dask(Qcodes, Dcodes, k, n_latents, threads)
     if n_latents is None:
         n_latents = 1 + int(max(np.max(Qcodes[1], initial=-1), np.max(Dcodes[1], initial=-1), 0))
     dt = np.result_type(np.asarray(Qcodes[0]).dtype, np.asarray(Dcodes[0]).dtype, np.float32)
@@ -82,6 +107,39 @@ def latent_search(
             raise ValueError(f"{name}: values contain NaN or infinity")
     k = check_int(k, "k", high=dv.shape[0])  # at most the documents
     return _core.latent_search(qv, qi, dv, di, int(n_latents), k, threads=check_threads(threads))
+
+
+def _latent_search_dask(Qcodes: Codes, Dcodes: Any, k: int, n_latents: int | None, threads: int | None) -> Any:
+    da = import_optional("dask.array", feature="Dask input")
+    dv, di = (da.asarray(a) for a in Dcodes)
+    if dv.ndim != 2 or di.shape != dv.shape:
+        raise ValueError(
+            f"Dcodes: values and indices must both be 2-D (N, k) of one shape, got {dv.shape} and {di.shape}"
+        )
+    if n_latents is None:
+        (dmax,) = chunked.compute(di.max())
+        n_latents = 1 + int(max(np.max(Qcodes[1], initial=-1), dmax, 0))
+    dt = np.result_type(np.asarray(Qcodes[0]).dtype, dv.dtype, np.float32)
+    dt = np.dtype(np.float32) if dt == np.float32 else np.dtype(np.float64)
+    qv, qi = check_codes(*Qcodes, n_latents, dt, "Qcodes")
+    if not np.isfinite(qv).all():
+        raise ValueError("Qcodes: values contain NaN or infinity")
+    k = check_int(k, "k", high=dv.shape[0])
+    # one row block holds a document's values and indices side by side in float64 (both exact there:
+    # float32/64 values and indices < 2**53), so the corpus is one row-chunked array
+    both = da.concatenate([dv.astype(np.float64), di.rechunk(dv.chunks).astype(np.float64)], axis=1)
+    fn = functools.partial(_latent_rows, qv, qi, dt, int(n_latents), k, check_threads(threads))
+    return chunked.topk_rows(both, fn, k, name="Dcodes")
+
+
+def _latent_rows(
+    qv: np.ndarray, qi: np.ndarray, dt: np.dtype, n_latents: int, k: int, threads: int | None, D: np.ndarray, start: int
+) -> Any:
+    kd = D.shape[1] // 2
+    dv, di = check_codes(D[:, :kd].astype(dt), D[:, kd:].astype(np.int64), n_latents, dt, "Dcodes")
+    if not np.isfinite(dv).all():
+        raise ValueError(f"Dcodes: values contain NaN or infinity (in the rows from {start})")
+    return _core.latent_search(qv, qi, dv, di, n_latents, min(k, dv.shape[0]), threads=threads)
 
 
 def to_run(

@@ -40,13 +40,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import _core, reference
+from .. import _core, chunked, reference
 from .._validate import check_choice, check_finite, check_float, check_int, check_threads
 
 if TYPE_CHECKING:
     from .model import TopKSAE
 
-__all__ = ["Batch", "fit", "loss_and_grads", "nearest_documents"]
+__all__ = ["Batch", "fit", "fit_stream", "loss_and_grads", "nearest_documents", "partial_fit"]
 
 PARAMS = ("W_enc", "b_enc", "W_dec", "b_dec")
 
@@ -211,6 +211,29 @@ def _lr_at(epoch: int, epochs: int, lr: float, schedule: str) -> float:
     return lr * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
 
 
+def _update(
+    params: dict[str, np.ndarray],
+    grads: dict[str, np.ndarray],
+    moments: dict[str, tuple[np.ndarray, np.ndarray]],
+    lr: float,
+    step: int,
+    normalize_decoder: bool,
+    K: Any,
+    threads: int | None,
+) -> None:
+    """One Adam step in place (decoder rows kept at unit norm when asked): fit's and partial_fit's step."""
+    if normalize_decoder:
+        W = params["W_dec"]
+        g = grads["W_dec"]
+        g -= np.einsum("ij,ij->i", g, W)[:, None] * W
+    for p in PARAMS:
+        m, v = moments[p]
+        K.adam_step(params[p], grads[p], m, v, lr=lr, step=step, threads=threads)
+    if normalize_decoder:
+        W = params["W_dec"]
+        W /= np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-12)
+
+
 def fit(
     sae: TopKSAE,
     docs: Any,
@@ -268,13 +291,23 @@ def fit(
     """
     from tqdm.auto import tqdm
 
+    if chunked.is_chunked(docs):
+        if queries is not None:
+            raise ValueError("queries cannot be given with streamed docs (chunks or a Dask array); see fit_stream")
+        return fit_stream(
+            sae, docs, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, neighbors=neighbors,
+            kl_weight=kl_weight, kl=kl, temperature=temperature, normalize_decoder=normalize_decoder, auxk=auxk,
+            auxk_coef=auxk_coef, dead_after=dead_after, progress=progress, backend=backend, threads=threads,
+            callback=callback,
+        )  # fmt: skip
     D = sae.check_input(docs, "docs")
     if D.shape[0] < 2:
         raise ValueError(f"docs must have at least 2 rows, got shape {D.shape}")
     Q = None if queries is None else sae.check_input(queries, "queries")
     for name, arr in (("docs", D), ("queries", Q)):
         if arr is not None:
-            check_finite(arr, name)
+            for _, block in chunked.iter_blocks(arr, name):  # a memmap is checked block by block
+                check_finite(block, name)
     epochs = check_int(epochs, "epochs")
     batch_size = check_int(batch_size, "batch_size")
     neighbors = check_int(neighbors, "neighbors", low=0)
@@ -351,17 +384,8 @@ def fit(
                 )
                 since += len(rows) + batch.docs.shape[0]
                 since[losses["fired"]] = 0
-                if normalize_decoder:
-                    W = params["W_dec"]
-                    g = grads["W_dec"]
-                    g -= np.einsum("ij,ij->i", g, W)[:, None] * W
                 step += 1
-                for p in PARAMS:
-                    m, v = moments[p]
-                    K.adam_step(params[p], grads[p], m, v, lr=lr_e, step=step, threads=threads)
-                if normalize_decoder:
-                    W = params["W_dec"]
-                    W /= np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-12)
+                _update(params, grads, moments, lr_e, step, normalize_decoder, K, threads)
                 for key in sums:
                     sums[key] += losses[key]
                 bar.update(1)
@@ -377,3 +401,134 @@ def fit(
         bar.close()
     sae.params = params
     return sae
+
+
+# ---------------------------------------------------------------------------------------------
+# streaming: one step per batch, the optimiser's state kept on the model
+def partial_fit(
+    sae: TopKSAE,
+    batch: Any,
+    *,
+    lr: float = 1e-3,
+    neighbors: int = 0,
+    kl_weight: float = 1.0,
+    kl: str = "softmax",
+    temperature: float | None = None,
+    normalize_decoder: bool = True,
+    auxk: int | None = None,
+    auxk_coef: float = 1.0 / 32.0,
+    dead_after: int | None = None,
+    backend: str = "sparse",
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """One Adam step of ``sae`` on one batch of rows ``(B, d)``; returns the batch's losses.
+
+    The loss is :func:`loss_and_grads`' with every row an anchor; the KL term (``neighbors > 0``)
+    uses each row's dense nearest rows *within the batch* (no corpus-wide neighbours in a stream).
+    Adam's moments, the step count and the dead-latent counters live on the model
+    (``sae.stream_state_``), so successive calls continue one optimisation; :meth:`TopKSAE.fit` on
+    chunks or a Dask array is this step over consecutive batches.
+    """
+    X = sae.check_input(batch, "batch")
+    if X.shape[0] < 1:
+        raise ValueError("batch must hold at least one row")
+    check_finite(X, "batch")
+    lr = check_float(lr, "lr", low=0.0, low_open=True)
+    neighbors = check_int(neighbors, "neighbors", low=0)
+    if neighbors and neighbors >= X.shape[0]:
+        raise ValueError(f"neighbors must be < the batch's rows = {X.shape[0]}, got {neighbors}")
+    check_choice(backend, "backend", ("sparse", "dense"))
+    threads = check_threads(threads)
+    K: Any = _core if backend == "sparse" else reference.core
+    state = sae.stream_state_
+    if state is None:
+        state = sae.stream_state_ = {
+            "step": 0,
+            "moments": {p: (np.zeros_like(a), np.zeros_like(a)) for p, a in sae.params.items()},
+            "since": np.zeros(sae.n_latents, dtype=np.int64),
+        }
+    use_kl = bool(kl_weight) and neighbors > 0
+    if use_kl:
+        b = Batch(X, X, nearest_documents(X, X, neighbors, exclude_self=True, threads=threads))
+    else:
+        b = Batch(X, X[:0], np.zeros((X.shape[0], 0), np.int64))
+    dead = state["since"] >= (X.shape[0] if dead_after is None else dead_after) if auxk else None
+    params = {p: np.ascontiguousarray(a) for p, a in sae.params.items()}
+    losses, grads = loss_and_grads(
+        params, b, sae.k, kl=kl, kl_weight=kl_weight if use_kl else 0.0, temperature=temperature,
+        subtract_decoder_bias=sae.subtract_decoder_bias, dead=dead, auxk=auxk, auxk_coef=auxk_coef,
+        backend=backend, threads=threads,
+    )  # fmt: skip
+    state["since"] += X.shape[0] + b.docs.shape[0]
+    state["since"][losses["fired"]] = 0
+    state["step"] += 1
+    _update(params, grads, state["moments"], lr, state["step"], normalize_decoder, K, threads)
+    sae.params = params
+    return losses
+
+
+def fit_stream(
+    sae: TopKSAE,
+    X: Any,
+    *,
+    epochs: int = 1,
+    batch_size: int = 512,
+    lr: float = 1e-3,
+    schedule: str = "constant",
+    progress: bool = True,
+    callback: Callable[[int, dict[str, float]], None] | None = None,
+    **step: Any,
+) -> TopKSAE:
+    """Train on rows that need not fit in memory: a memmap, row chunks or a Dask array.
+
+    Each epoch reads X once, in row order, one block at a time, and takes :func:`partial_fit` steps
+    on consecutive ``batch_size``-row batches (a batch may straddle two chunks), so the weights
+    depend on the rows and ``batch_size`` only — never on the chunking — and equal those of the same
+    ``partial_fit`` calls on in-memory batches. Rows are not shuffled (shuffle the file once, as
+    streaming trainers do). ``schedule`` "cosine" anneals lr per epoch as :func:`fit` does;
+    ``step`` passes the loss options (``neighbors``, ``kl``, ``auxk``, …) to :func:`partial_fit`.
+    Progress shows rows/s. A one-shot iterator of chunks allows one epoch.
+    """
+    from tqdm.auto import tqdm
+
+    epochs = check_int(epochs, "epochs")
+    batch_size = check_int(batch_size, "batch_size")
+    check_choice(schedule, "schedule", ("cosine", "constant"))
+    X = sae._check_rows(X) if chunked.is_chunked(X) else sae.check_input(X)
+    if isinstance(X, chunked.Chunks) and epochs > 1 and not X.reiterable:
+        raise ValueError("X is a one-shot iterator of chunks: it allows epochs=1 (pass a list, memmap or Dask array)")
+    total = None if isinstance(X, chunked.Chunks) else epochs * int(X.shape[0])
+    bar = tqdm(total=total, disable=not progress, desc="sae fit (stream)", unit="rows", unit_scale=True, leave=False)
+    try:
+        for epoch in range(epochs):
+            lr_e = _lr_at(epoch, epochs, lr, schedule)
+            sums = {"loss": 0.0, "mse": 0.0, "kl": 0.0, "auxk": 0.0}
+            n_batches = 0
+            for batch in _batches(X, batch_size):
+                losses = partial_fit(sae, batch, lr=lr_e, **step)
+                for key in sums:
+                    sums[key] += losses[key]
+                n_batches += 1
+                bar.update(batch.shape[0])
+            rec = {key: val / max(n_batches, 1) for key, val in sums.items()}
+            rec.update(epoch=epoch, lr=lr_e)
+            sae.history_.append(rec)
+            if callback is not None:
+                callback(epoch, rec)
+    finally:
+        bar.close()
+    return sae
+
+
+def _batches(X: Any, batch_size: int) -> Any:
+    """Consecutive ``batch_size``-row batches of X's rows, whatever its chunks (the last may be short)."""
+    carry: np.ndarray | None = None
+    for _, block in chunked.iter_blocks(X, "X"):
+        if carry is not None:
+            block = np.concatenate([carry, block])
+        whole = block.shape[0] - block.shape[0] % batch_size
+        for s in range(0, whole, batch_size):
+            yield block[s : s + batch_size]
+        carry = np.array(block[whole:]) if whole < block.shape[0] else None
+    if carry is not None:
+        yield carry
