@@ -308,17 +308,14 @@ def map_rows(
     single = len(outs) == 1
     if is_dask_array(X):
         X = _dask_rows(X, name)
-        da, dask = import_optional("dask.array", feature="Dask input"), import_optional("dask", feature="Dask input")
-        f = dask.delayed(fn, pure=True)  # one key: the function's bound weights travel once
-        cols, dtype = n_cols(X), row_dtype(X)
-        pieces: list[list[Any]] = [[] for _ in outs]
-        start = 0
-        for blk, rows in zip(X.to_delayed().ravel(), X.chunks[0]):
-            task = dask.delayed(_block_call, pure=True, nout=len(outs))(f, blk, start, name, cols, dtype, single)
-            for o, (shape, dt) in enumerate(outs):
-                pieces[o].append(da.from_delayed(task[o], shape=(rows, *shape), dtype=dt))
-            start += rows
-        res = tuple(da.concatenate(p, axis=0) for p in pieces)
+        da = import_optional("dask.array", feature="Dask input")
+        tasks = _per_block(X, functools.partial(_block_call, single=single), fn, name, nout=len(outs))
+        res = tuple(
+            da.concatenate(
+                [da.from_delayed(t[o], shape=(rows, *shape), dtype=dt) for t, rows in zip(tasks, X.chunks[0])], axis=0
+            )
+            for o, (shape, dt) in enumerate(outs)
+        )
         return res[0] if single else res
     if isinstance(X, np.ndarray) and not isinstance(X, np.memmap):
         return _call(fn, as_matrix(X, name, min_rows=0), 0)
@@ -331,6 +328,28 @@ def map_rows(
         return empty[0] if single else empty
     res = tuple(np.concatenate([p[o] for p in parts], axis=0) for o in range(len(outs)))
     return res[0] if single else res
+
+
+def _per_block(
+    X: Any, task: Callable[..., Any], fn: Callable[..., Any], name: str, nout: int | None = None
+) -> list[Any]:
+    """One Dask task ``task(fn, block, start, name, cols, dtype)`` per row block of X (whole rows)."""
+    dask = import_optional("dask", feature="Dask input")
+    f = dask.delayed(fn, pure=True)  # one key: the function's bound weights travel once
+    cols, dtype = n_cols(X), row_dtype(X)
+    out, start = [], 0
+    for blk, rows in zip(X.to_delayed().ravel(), X.chunks[0]):
+        out.append(dask.delayed(task, pure=True, nout=nout)(f, blk, start, name, cols, dtype))
+        start += rows
+    return out
+
+
+def _merged(parts: list[Any], merge: Callable[..., Any]) -> Any:
+    """The Dask task that merges ``parts`` through a tree of ``merge`` calls, 4 inputs each."""
+    dask = import_optional("dask", feature="Dask input")
+    while len(parts) > 1:
+        parts = [dask.delayed(merge, pure=True)(*parts[i : i + 4]) for i in range(0, len(parts), 4)]
+    return parts[0]
 
 
 def _block_call(fn: Callable[..., Any], block: Any, start: int, name: str, cols: int, dtype: Any, single: bool) -> Any:
@@ -422,21 +441,13 @@ def tree_sum(X: Any, leaf_fn: Callable[[np.ndarray, int], Any], *, name: str = "
     """
     if is_dask_array(X):
         X = _dask_rows(X, name)
-        dask = import_optional("dask", feature="Dask input")
         chunks = _aligned(X.chunks[0])
         if chunks != X.chunks[0]:
             X = X.rechunk({0: chunks})
-        f = dask.delayed(leaf_fn, pure=True)
-        cols, dtype = n_cols(X), row_dtype(X)
-        parts, start = [], 0
-        for blk, rows in zip(X.to_delayed().ravel(), X.chunks[0]):
-            parts.append(dask.delayed(_dask_block_tree, pure=True)(f, blk, start, name, cols, dtype))
-            start += rows
-        while len(parts) > 1:  # a Dask tree of merges, 4 partials at a time
-            parts = [dask.delayed(_merge_trees, pure=True)(*parts[i : i + 4]) for i in range(0, len(parts), 4)]
         if n_rows(X) == 0:
             raise ValueError(f"{name} has no rows")
-        return compute(parts[0])[0].result(-(-n_rows(X) // LEAF_ROWS))
+        root = _merged(_per_block(X, _dask_block_tree, leaf_fn, name), _merge_trees)
+        return compute(root)[0].result(-(-n_rows(X) // LEAF_ROWS))
     tree, carry, n = _Tree(), None, 0
     if isinstance(X, np.ndarray) or not is_chunks(X):
         arr = as_matrix(X, name, min_rows=0)
@@ -516,17 +527,8 @@ def topk_rows(
     of its ``min(k, rows)`` best per query; the blocks' lists merge into the global ``(M, k)``, in memory."""
     if is_dask_array(D):
         D = _dask_rows(D, name)
-        dask = import_optional("dask", feature="Dask input")
-        f = dask.delayed(block_fn, pure=True)
-        cols, dtype = n_cols(D), row_dtype(D)
-        parts, start = [], 0
-        for blk, rows in zip(D.to_delayed().ravel(), D.chunks[0]):
-            parts.append(dask.delayed(_dask_offset_topk, pure=True)(f, blk, start, name, cols, dtype))
-            start += rows
         merge = functools.partial(_merge_parts, k=k, descending=descending)
-        while len(parts) > 1:
-            parts = [dask.delayed(merge, pure=True)(*parts[i : i + 4]) for i in range(0, len(parts), 4)]
-        return compute(parts[0])[0]
+        return compute(_merged(_per_block(D, _dask_offset_topk, block_fn, name), merge))[0]
     best: tuple[np.ndarray, np.ndarray] | None = None
     for start, block in iter_blocks(D, name):
         got = _offset_topk(block_fn, block, start)
@@ -597,10 +599,8 @@ def knn_sqdist(X: Any, k: int, *, threads: int | None = None, name: str = "X") -
     d2s, idxs = [], []
     for qb, q0, rows in zip(blocks, starts, X.chunks[0]):
         parts = [dask.delayed(_knn_block, pure=True)(qb, cb, int(c0), k, threads) for cb, c0 in zip(blocks, starts)]
-        merge = functools.partial(_knn_merge, k=k)
-        while len(parts) > 1:
-            parts = [dask.delayed(merge, pure=True)(*parts[i : i + 4]) for i in range(0, len(parts), 4)]
-        fin = dask.delayed(_knn_finish, pure=True, nout=2)(int(q0), k, parts[0])
+        best = _merged(parts, functools.partial(_knn_merge, k=k))
+        fin = dask.delayed(_knn_finish, pure=True, nout=2)(int(q0), k, best)
         d2s.append(da.from_delayed(fin[0], shape=(rows, k), dtype=np.float64))
         idxs.append(da.from_delayed(fin[1], shape=(rows, k), dtype=np.int64))
     return da.concatenate(d2s, axis=0), da.concatenate(idxs, axis=0)
