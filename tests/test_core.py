@@ -95,6 +95,20 @@ def mk_sae_encode(rng, dt, integer, scale=1):
     }
 
 
+def mk_sae_threshold(rng, dt, integer, scale=1):
+    rows, n, d = (200, 80, 10) if scale == 1 else (700, 3000, 24)
+    x, w, be, bd = (_vals(rng, s, dt, integer) for s in ((rows, d), (n, d), (n,), (d,)))
+    if integer:  # thresholds on the half-integers: no pre-activation equals one
+        th = rng.integers(-2, 3, n).astype(dt) + dt(0.5)
+    else:  # each threshold in the widest gap of its column's upper pre-activations: no near-tie flips in f32
+        pre = np.sort(x.astype(np.float64) @ w.T.astype(np.float64) + (be - w.astype(np.float64) @ bd), axis=0)
+        lo, hi = int(rows * 0.75), int(rows * 0.9)
+        gap = np.argmax(np.diff(pre[lo:hi], axis=0), axis=0) + lo
+        cols = np.arange(n)
+        th = ((pre[gap, cols] + pre[gap + 1, cols]) / 2).astype(dt)
+    return [x, w, be, th], {"b_dec": bd}
+
+
 def mk_sparse_decode(rng, dt, integer, scale=1):
     rows, n, d = (200, 80, 10) if scale == 1 else (900, 3000, 24)
     return [_vals(rng, (rows, 6), dt, integer), _idx(rng, rows, 6, n), _vals(rng, (n, d), dt, integer)], {
@@ -170,6 +184,13 @@ SPECS = [
         k_at=3,
         full_k=lambda a, kw: a[1].shape[0],
     ),  # fmt: skip
+    Spec(
+        "sae_encode_threshold",
+        mk_sae_threshold,
+        layouts=(0, 1),
+        nan=((0, "X"), (1, "W_enc"), (2, "b_enc"), (3, "threshold"), ("b_dec", "b_dec")),
+        mix=(1, 2, 3, "b_dec"),
+    ),
     Spec("sparse_decode", mk_sparse_decode, layouts=(0, 1, 2), nan=((0, "values"),), mix=(2, "bias")),
     Spec("sparse_gather_dot", mk_gather, layouts=(0, 1, 2), mix=(2,)),
     Spec("sparse_scatter_rows", mk_scatter, layouts=(0, 1, 2), nan=((0, "coef"),), mix=(2,)),

@@ -64,8 +64,8 @@ def test_saelens_directory(tmp_path):
     sae = load(d)
     _same(sae, We, be, Wd, bd, 4)
     assert sae.subtract_decoder_bias is False
-    (d / "cfg.json").write_text(json.dumps({"architecture": "standard", "d_in": 6, "d_sae": 20}))
-    with pytest.raises(ValueError, match="not a TopK SAE"):
+    (d / "cfg.json").write_text(json.dumps({"architecture": "gated", "d_in": 6, "d_sae": 20}))
+    with pytest.raises(ValueError, match="architecture 'gated' is not supported"):
         load(d)
 
 

@@ -121,7 +121,7 @@ def test_fit_learns_deterministic_and_normalised():
 
 def test_fit_dense_backend_agrees():
     X = _data(n=200).astype(np.float64)
-    kw = dict(epochs=2, batch_size=50, progress=False, auxk=8, dead_after=50)
+    kw = dict(epochs=2, batch_size=50, progress=False, auxk=8, dead_after=50, kl_weight=1.0)
     a = TopKSAE(16, 48, 4, seed=0, dtype=np.float64).fit(X, **kw)
     b = TopKSAE(16, 48, 4, seed=0, dtype=np.float64).fit(X, backend="dense", **kw)
     for p in PARAMS:
@@ -134,7 +134,9 @@ def test_fit_with_queries_and_neighbours():
     nb = nearest_documents(Q, X, 5)
     ref = np.argsort(-(Q @ X.T), axis=1, kind="stable")[:, :5]
     assert (nb == ref).mean() > 0.99
-    sae = TopKSAE(16, 64, 4).fit(X, Q, epochs=2, batch_size=16, neighbors=5, kl="embedding-scope", progress=False)
+    sae = TopKSAE(16, 64, 4).fit(
+        X, Q, epochs=2, batch_size=16, neighbors=5, kl="embedding-scope", kl_weight=1.0, progress=False
+    )
     assert len(sae.history_) == 2 and sae.history_[0]["kl"] > 0
     mse_only = TopKSAE(16, 64, 4).fit(X, epochs=1, kl_weight=0.0, progress=False)
     assert mse_only.history_[0]["kl"] == 0.0

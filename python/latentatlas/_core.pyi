@@ -22,6 +22,7 @@ __all__ = [
     "gemm_topk",
     "knn_sqdist",
     "sae_encode",
+    "sae_encode_threshold",
     "sparse_decode",
     "sparse_gather_dot",
     "sparse_scatter_rows",
@@ -98,6 +99,18 @@ def sae_encode(
     threads: int | None = None,
 ) -> tuple[npt.NDArray[_F], npt.NDArray[np.int64]]:
     """(values N×k ≥ 0 descending, indices N×k) of TopK(W_enc (x - b_dec) + b_enc), ReLU on the values."""
+
+def sae_encode_threshold(
+    x: npt.NDArray[_F],
+    w_enc: npt.NDArray[_F],
+    b_enc: npt.NDArray[_F],
+    threshold: npt.NDArray[_F],
+    /,
+    *,
+    b_dec: npt.NDArray[_F] | None = None,
+    threads: int | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[_F]]:
+    """CSR (indptr N+1, indices, data) of pre = W_enc (x - b_dec) + b_enc where pre_j > max(threshold_j, 0)."""
 
 def sparse_decode(
     values: npt.NDArray[_F],

@@ -59,3 +59,23 @@ def to_numpy(x: Any) -> Any:
             t = t.float()
         return t.numpy()
     return x
+
+
+#: Most redraws of a progress bar whose output is not live (a log file, CI): one per 5 % of the work.
+PROGRESS_UPDATES = 20
+
+
+def progress_bar(total: int, desc: str, enabled: bool = True) -> Any:
+    """A tqdm bar that does not flood logs.
+
+    In a terminal or a notebook (tqdm.auto's widget, when ipywidgets is there) it is the usual live
+    bar. Otherwise (stderr redirected to a file, CI) it redraws at most every 10 s and every
+    ``total / PROGRESS_UPDATES`` steps, so a run writes a bounded number of updates.
+    """
+    import sys
+
+    from tqdm.auto import tqdm
+
+    live = sys.stderr.isatty() or any("notebook" in c.__module__ for c in tqdm.__mro__)
+    kw: dict[str, Any] = {} if live else {"mininterval": 10.0, "miniters": max(1, total // PROGRESS_UPDATES)}
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, **kw)

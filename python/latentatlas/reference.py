@@ -244,6 +244,37 @@ def _sae_encode(
     return np.maximum(v, 0.0).astype(dt), i
 
 
+def _sae_encode_threshold(
+    x: Any, w_enc: Any, b_enc: Any, threshold: Any, /, *, b_dec: Any = None, threads: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x, w = _matrix(x, "X"), _matrix(w_enc, "W_enc")
+    dt = _dtype_of("X, W_enc, b_enc, threshold and b_dec", x, w, b_enc, threshold, b_dec)
+    n, d = w.shape
+    if x.shape[1] != d:
+        raise ValueError(f"X: expected {d} columns (d_in of the model), got {x.shape[1]}")
+    threshold, b_enc = np.asarray(threshold), np.asarray(b_enc)
+    for name, a in (("threshold", threshold), ("b_enc", b_enc)):
+        if a.shape != (n,):
+            raise ValueError(f"{name}: expected length {n}, got {a.shape}")
+    _finite(threshold, "threshold")
+    _finite(w, "W_enc")
+    _finite(b_enc, "b_enc")
+    w64 = w.astype(np.float64)
+    bias = b_enc.astype(np.float64)
+    if b_dec is not None:
+        b_dec = np.asarray(b_dec)
+        if b_dec.shape != (d,):
+            raise ValueError(f"b_dec: expected length {d}, got {b_dec.shape}")
+        _finite(b_dec, "b_dec")
+        bias = bias - w64 @ b_dec.astype(np.float64)
+    _finite(x, "X")
+    # dense pre-activations (the twin may hold them; the kernel never does), JumpReLU ∘ ReLU mask
+    pre = x.astype(np.float64) @ w64.T + bias
+    H = sp.csr_matrix(np.where(pre > np.maximum(threshold.astype(np.float64), 0.0), pre, 0.0))
+    H.sort_indices()
+    return H.indptr.astype(np.int64), H.indices.astype(np.int64), H.data.astype(dt)
+
+
 def _codes(values: Any, indices: Any, n: int, vals_name: str, idx_name: str) -> tuple[np.ndarray, np.ndarray]:
     values = _matrix(values, vals_name)
     idx = _indices(indices, values.shape, n, idx_name, vals_name)
@@ -359,6 +390,7 @@ class core:  # noqa: N801 - a namespace that reads like the module it mirrors
     gemm_topk = staticmethod(_gemm_topk)
     knn_sqdist = staticmethod(_knn_sqdist)
     sae_encode = staticmethod(_sae_encode)
+    sae_encode_threshold = staticmethod(_sae_encode_threshold)
     sparse_decode = staticmethod(_sparse_decode)
     sparse_gather_dot = staticmethod(_sparse_gather_dot)
     sparse_scatter_rows = staticmethod(_sparse_scatter_rows)

@@ -97,13 +97,13 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .io import load
+    from .model import TopKSAE
     from .retrieval import retrieval_report
 
     data = _data(args, need_queries=True)
     if data["qrels"] is None:
         raise ValueError("evaluate needs --qrels FILE.json (or --dataset)")
-    saes = [load(m) for m in args.model]
+    saes = [TopKSAE.load(m) for m in args.model]
     rep = retrieval_report(
         saes, data["Q"], data["D"], data["qrels"], k=args.top, query_ids=data["qids"], doc_ids=data["dids"]
     )
@@ -113,12 +113,12 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _explain(args: argparse.Namespace) -> int:
     from .interpret import LatentExplainer
-    from .io import load
+    from .model import TopKSAE
 
     data = _data(args, need_queries=False)
     if data["texts"] is None:
         raise ValueError("explain needs the documents' texts: --texts FILE (one per line) or --dataset")
-    sae = load(args.model)
+    sae = TopKSAE.load(args.model)
     ex = LatentExplainer(sae, data["D"], data["texts"], n_top=args.top)
     latents = list(args.latent or [])
     if args.query is not None:
@@ -142,10 +142,10 @@ def _steer(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .control import latent_counts, steer
-    from .io import load
+    from .model import TopKSAE
 
     data = _data(args, need_queries=True)
-    sae = load(args.model)
+    sae = TopKSAE.load(args.model)
     Q = np.asarray(data["Q"])
     if not 0 <= args.query_index < Q.shape[0]:
         raise ValueError(f"--query-index must lie in [0, {Q.shape[0]}), got {args.query_index}")
@@ -192,7 +192,13 @@ def register(sub: Any) -> None:
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--lr", type=float, default=3e-3)
     t.add_argument("--neighbors", type=int, default=8)
-    t.add_argument("--kl-weight", type=float, default=1.0)
+    t.add_argument(
+        "--kl-weight",
+        type=float,
+        default=1.0,
+        help="weight of the seed paper's retrieval KL term (default %(default)s: this command trains retrieval "
+        "SAEs; 0 = plain reconstruction, the library's default)",
+    )
     t.add_argument("--kl", choices=["softmax", "embedding-scope"], default="softmax")
     t.add_argument("--auxk", type=int, default=None)
     t.add_argument(

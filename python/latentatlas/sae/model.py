@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,15 +21,89 @@ from .._validate import as_matrix, check_finite, check_int, check_threads
 from . import train as _train
 from .train import PARAMS
 
-__all__ = ["Codes", "TopKSAE", "check_codes", "latent_frequencies"]
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+
+__all__ = ["Codes", "SparseCodes", "TopKSAE", "check_codes", "csr_decode", "latent_frequencies"]
 
 #: A sparse code: ``(values (N, k), indices (N, k) int64)``, as :meth:`TopKSAE.encode` returns it.
 Codes = tuple[np.ndarray, np.ndarray]
+
+#: Rows decoded per call of the kernel in :func:`csr_decode` (bounds the padded code).
+_CSR_DECODE_ROWS = 4096
+
+
+class SparseCodes(tuple[np.ndarray, np.ndarray]):
+    """What :meth:`TopKSAE.encode` returns: the pair ``(values (N, k), indices (N, k) int64)``
+    (unpack it as always), plus :meth:`to_csr`."""
+
+    n_latents: int
+
+    def __new__(cls, values: np.ndarray, indices: np.ndarray, n_latents: int) -> SparseCodes:
+        self = super().__new__(cls, (values, indices))
+        self.n_latents = int(n_latents)
+        return self
+
+    @property
+    def values(self) -> np.ndarray:
+        return self[0]
+
+    @property
+    def indices(self) -> np.ndarray:
+        return self[1]
+
+    def to_csr(self) -> sp.csr_matrix:
+        """The codes as ``scipy.sparse.csr_matrix (N, n_latents)``: active (> 0) entries, columns sorted."""
+        import scipy.sparse as sp
+
+        v, i = self.values, self.indices
+        keep = v > 0
+        counts = keep.sum(axis=1)
+        indptr = np.zeros(v.shape[0] + 1, np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        order = np.argsort(np.where(keep, i, self.n_latents), axis=1, kind="stable")
+        iv = np.take_along_axis(i, order, axis=1)
+        vv = np.take_along_axis(v, order, axis=1)
+        mask = np.take_along_axis(keep, order, axis=1)
+        return sp.csr_matrix((vv[mask], iv[mask], indptr), shape=(v.shape[0], self.n_latents))
 
 
 def _check_k(k: Any, n_latents: int) -> int:
     k = check_int(k, "k")
     return check_int(k, "k", low=None, high=n_latents, what="n_latents")
+
+
+def csr_decode(H: Any, W_dec: np.ndarray, b_dec: np.ndarray | None, *, threads: int | None = None) -> np.ndarray:
+    """x̂ = H W_dec + b_dec for sparse codes H (scipy.sparse, ``(N, n_latents)``), ``(N, d)``.
+
+    Runs the sparse decode kernel on row blocks padded to the block's most active row (padding
+    has value 0, which the kernel skips): O(nnz · d), never the dense ``N × n_latents`` codes.
+    """
+    import scipy.sparse as sp
+
+    n, d = W_dec.shape
+    if not sp.issparse(H):
+        raise TypeError(f"codes must be a scipy.sparse matrix (N, n_latents), got {type(H).__name__}")
+    if H.ndim != 2 or H.shape[1] != n:
+        raise ValueError(f"codes must have n_latents = {n} columns, got shape {H.shape}")
+    H = sp.csr_matrix(H)
+    if H.data.dtype.kind not in "fiu":
+        raise TypeError(f"codes must hold real numbers, got dtype {H.data.dtype}")
+    if H.nnz and not np.isfinite(H.data).all():
+        raise ValueError("codes contains NaN or infinity")
+    out = np.empty((H.shape[0], d), W_dec.dtype)
+    for r0 in range(0, H.shape[0], _CSR_DECODE_ROWS):
+        blk = H[r0 : r0 + _CSR_DECODE_ROWS]
+        counts = np.diff(blk.indptr)
+        width = int(counts.max(initial=0))
+        rows = np.repeat(np.arange(blk.shape[0]), counts)
+        slot = np.arange(blk.nnz) - np.repeat(blk.indptr[:-1], counts)
+        v = np.zeros((blk.shape[0], width), W_dec.dtype)
+        i = np.zeros((blk.shape[0], width), np.int64)
+        v[rows, slot] = blk.data
+        i[rows, slot] = blk.indices
+        out[r0 : r0 + blk.shape[0]] = _core.sparse_decode(v, i, W_dec, bias=b_dec, threads=check_threads(threads))
+    return out
 
 
 def latent_frequencies(codes: Codes, n_latents: int) -> np.ndarray:
@@ -89,9 +163,14 @@ class TopKSAE:
         Per-epoch training losses after :meth:`fit`.
     stream_state_ : dict or None
         Adam's moments, step count and dead-latent counters of :meth:`partial_fit` (None before).
+    metadata : dict
+        Model/hook names and other keys read from a file (SAELens), written back on save.
+    log_sparsity : ndarray (n_latents,) or None
+        log10 latent density from a SAELens ``sparsity.safetensors``, when one was read.
     """
 
     stream_state_: dict[str, Any] | None = None
+    log_sparsity: np.ndarray | None = None
 
     def __init__(
         self,
@@ -119,6 +198,7 @@ class TopKSAE:
         self.b_enc = np.zeros(self.n_latents, dtype=dt)
         self.b_dec = np.zeros(self.d_in, dtype=dt)
         self.history_: list[dict[str, float]] = []
+        self.metadata: dict[str, Any] = {}
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -162,6 +242,7 @@ class TopKSAE:
         self.b_enc = np.array(arrs["b_enc"], dtype=dt, copy=True)
         self.b_dec = np.array(arrs["b_dec"], dtype=dt, copy=True)
         self.history_ = []
+        self.metadata = {}
         return self
 
     @property
@@ -216,7 +297,7 @@ class TopKSAE:
         k: int | None = None,
         subtract_decoder_bias: bool | None = None,
         threads: int | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> SparseCodes:
         """Sparse codes of the rows of X.
 
         Parameters
@@ -233,6 +314,8 @@ class TopKSAE:
         values : ndarray (N, k), descending, >= 0 (ReLU)
         indices : ndarray (N, k) int64
 
+            (a :class:`SparseCodes` pair; ``.to_csr()`` gives ``scipy.sparse.csr_matrix (N, n_latents)``)
+
         X may be row chunks or a Dask array (:mod:`latentatlas.chunked`); a Dask X gives lazy Dask
         arrays. :meth:`encode_to` writes the codes of a large X to ``.npy`` files instead.
         """
@@ -244,10 +327,11 @@ class TopKSAE:
             return chunked.map_rows(X, fn, [((k,), self.dtype), ((k,), np.int64)])
         X = self.check_input(X)
         if X.shape[0] == 0:
-            return np.zeros((0, k), self.dtype), np.zeros((0, k), np.int64)
-        return _core.sae_encode(
+            return SparseCodes(np.zeros((0, k), self.dtype), np.zeros((0, k), np.int64), self.n_latents)
+        v, i = _core.sae_encode(
             X, self.W_enc, self.b_enc, k, b_dec=self.b_dec if sub else None, threads=check_threads(threads)
         )
+        return SparseCodes(v, i, self.n_latents)
 
     def _check_rows(self, X: Any) -> Any:
         X = chunked.as_rows(X, "X")
@@ -336,12 +420,12 @@ class TopKSAE:
         docs: Any,
         queries: Any = None,
         *,
-        epochs: int = 10,
-        batch_size: int = 512,
-        lr: float = 1e-3,
+        epochs: int | None = None,
+        batch_size: int = 256,
+        lr: float = 3e-3,
         schedule: str = "cosine",
         neighbors: int = 8,
-        kl_weight: float = 1.0,
+        kl_weight: float = 0.0,
         kl: str = "softmax",
         temperature: float | None = None,
         normalize_decoder: bool = True,
@@ -356,8 +440,8 @@ class TopKSAE:
         threads: int | None = None,
         callback: Callable[[int, dict[str, float]], None] | None = None,
     ) -> TopKSAE:
-        """Train in place on document (and optionally query) embeddings with MSE + the
-        retrieval-oriented KL term; the parameters are those of :func:`latentatlas.sae.train.fit`
+        """Train in place: plain reconstruction (MSE) by default, the retrieval-oriented KL term
+        with ``kl_weight > 0``; the parameters are those of :func:`latentatlas.sae.train.fit`
         (same names and defaults), which documents them. Returns ``self``."""
         return _train.fit(
             self, docs, queries, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
@@ -445,18 +529,28 @@ class TopKSAE:
         return tuple(np.load(names[key], mmap_mode="r") for key in ("values", "indices"))
 
     # io imports this module to build models, so the file methods import it when called
-    def save(self, path: str | os.PathLike[str]) -> str:
-        """Write ``sae.safetensors`` + ``cfg.json`` into directory ``path`` (atomically)."""
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        format: str = "latentatlas",  # noqa: A002
+        metadata: dict[str, Any] | None = None,
+    ) -> str:
+        """Write directory ``path`` (atomically per file): ``format="latentatlas"`` (sae.safetensors +
+        cfg.json) or ``"saelens"`` (SAELens v6 layout; ``metadata`` such as model_name, hook_name)."""
         from .io import save
 
-        return str(save(self, path))
+        return str(save(self, path, format=format, metadata=metadata))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TopKSAE:
-        """Load a latentatlas, SAELens or EleutherAI sparsify directory (see :mod:`latentatlas.sae.io`)."""
+        """Load a TopK SAE in any format :func:`latentatlas.sae.load` reads (ValueError for other architectures)."""
         from .io import load
 
-        return load(path)
+        sae = load(path)
+        if not isinstance(sae, TopKSAE):
+            raise ValueError(f"{path}: holds a {sae.architecture} SAE, not TopK; use latentatlas.sae.load")
+        return sae
 
 
 # -- row-block functions of the chunked paths (module level: Dask ships them to workers) -------------

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import _core, chunked, reference
+from .._optional import progress_bar
 from .._validate import check_choice, check_finite, check_float, check_int, check_threads
 
 if TYPE_CHECKING:
@@ -49,6 +50,9 @@ if TYPE_CHECKING:
 __all__ = ["Batch", "fit", "fit_stream", "loss_and_grads", "nearest_documents", "partial_fit"]
 
 PARAMS = ("W_enc", "b_enc", "W_dec", "b_dec")
+#: Adam steps that ``fit(epochs=None)`` aims for, and the most epochs it chooses.
+DEFAULT_STEPS = 3000
+MAX_EPOCHS = 30
 
 
 @dataclass
@@ -239,12 +243,12 @@ def fit(
     docs: Any,
     queries: Any = None,
     *,
-    epochs: int = 10,
-    batch_size: int = 512,
-    lr: float = 1e-3,
+    epochs: int | None = None,
+    batch_size: int = 256,
+    lr: float = 3e-3,
     schedule: str = "cosine",
     neighbors: int = 8,
-    kl_weight: float = 1.0,
+    kl_weight: float = 0.0,
     kl: str = "softmax",
     temperature: float | None = None,
     normalize_decoder: bool = True,
@@ -259,7 +263,9 @@ def fit(
     threads: int | None = None,
     callback: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TopKSAE:
-    """Train ``sae`` in place on embeddings with MSE + the retrieval-oriented KL term.
+    """Train ``sae`` in place: plain reconstruction (MSE) by default; ``kl_weight > 0`` adds the
+    seed paper's retrieval-oriented KL term (for query/document embeddings; the RT demo and
+    ``latentatlas sae train`` turn it on).
 
     Parameters
     ----------
@@ -271,9 +277,12 @@ def fit(
         queries every document is an anchor and its neighbours exclude itself.
     epochs, batch_size, lr : Adam (β = 0.9, 0.999, ε = 1e-8) with ``schedule`` "cosine"
         (per-epoch cosine annealing to 0, as torch's CosineAnnealingLR) or "constant".
+        ``epochs=None`` trains for about :data:`DEFAULT_STEPS` Adam steps, between 1 and
+        :data:`MAX_EPOCHS` epochs (small data needs many passes, large data few; the defaults
+        recover planted dictionaries, ``tests/test_sae_defaults.py``).
     neighbors : int
         K dense neighbours per anchor for the KL term (0 turns the KL term off).
-    kl_weight, kl, temperature : weight and variant of the KL term ("softmax" (paper) or
+    kl_weight, kl, temperature : weight (default 0: off) and variant of the KL term ("softmax" (paper) or
         "embedding-scope" (reference code)), score temperature τ (default 1; see the module docstring).
     normalize_decoder : keep decoder rows at unit norm (gradient component along each row
         removed before the step, rows renormalised after).
@@ -289,13 +298,11 @@ def fit(
     -------
     sae, with ``history_`` holding per-epoch mean losses.
     """
-    from tqdm.auto import tqdm
-
     if chunked.is_chunked(docs):
         if queries is not None:
             raise ValueError("queries cannot be given with streamed docs (chunks or a Dask array); see fit_stream")
         return fit_stream(
-            sae, docs, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, neighbors=neighbors,
+            sae, docs, epochs=1 if epochs is None else epochs, batch_size=batch_size, lr=lr, schedule=schedule, neighbors=neighbors,
             kl_weight=kl_weight, kl=kl, temperature=temperature, normalize_decoder=normalize_decoder, auxk=auxk,
             auxk_coef=auxk_coef, dead_after=dead_after, progress=progress, backend=backend, threads=threads,
             callback=callback,
@@ -308,7 +315,6 @@ def fit(
         if arr is not None:
             for _, block in chunked.iter_blocks(arr, name):  # a memmap is checked block by block
                 check_finite(block, name)
-    epochs = check_int(epochs, "epochs")
     batch_size = check_int(batch_size, "batch_size")
     neighbors = check_int(neighbors, "neighbors", low=0)
     lr = check_float(lr, "lr", low=0.0, low_open=True)
@@ -354,7 +360,10 @@ def fit(
     dead_after = n_anchor if dead_after is None else int(dead_after)
     step = 0
     n_batches = math.ceil(n_anchor / batch_size)
-    bar = tqdm(total=epochs * n_batches, disable=not progress, desc="sae fit", leave=False)
+    if epochs is None:
+        epochs = min(MAX_EPOCHS, max(1, math.ceil(DEFAULT_STEPS / n_batches)))
+    epochs = check_int(epochs, "epochs")
+    bar = progress_bar(epochs * n_batches, "sae fit", progress)
     try:
         for epoch in range(epochs):
             lr_e = _lr_at(epoch, epochs, lr, schedule)
@@ -389,9 +398,8 @@ def fit(
                 for key in sums:
                     sums[key] += losses[key]
                 bar.update(1)
-                bar.set_postfix(
-                    epoch=epoch, loss=f"{losses['loss']:.3g}", mse=f"{losses['mse']:.3g}", kl=f"{losses['kl']:.3g}"
-                )
+            # once per epoch, without forcing a redraw: tqdm's mininterval bounds the output
+            bar.set_postfix(epoch=epoch, loss=f"{sums['loss'] / n_batches:.3g}", refresh=False)
             rec = {key: val / n_batches for key, val in sums.items()}
             rec.update(epoch=epoch, lr=lr_e, dead_fraction=float((since >= dead_after).mean()))
             sae.history_.append(rec)
@@ -411,7 +419,7 @@ def partial_fit(
     *,
     lr: float = 1e-3,
     neighbors: int = 0,
-    kl_weight: float = 1.0,
+    kl_weight: float = 0.0,
     kl: str = "softmax",
     temperature: float | None = None,
     normalize_decoder: bool = True,

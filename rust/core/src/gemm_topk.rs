@@ -15,8 +15,8 @@ use crate::tile::gemm_nt;
 use crate::topk::TopK;
 
 /// Rows of A per task and rows of B per GEMM tile. Fixed, so results never depend on threads.
-const ROW_BLOCK: usize = 256;
-const COL_BLOCK: usize = 2048;
+pub(crate) const ROW_BLOCK: usize = 256;
+pub(crate) const COL_BLOCK: usize = 2048;
 
 /// The caller's names for the primitive's arguments, used in error messages (a kernel built on
 /// the primitive passes its own, e.g. `X`, `W_enc`, `b_enc`).

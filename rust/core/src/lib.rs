@@ -38,7 +38,7 @@ pub use gemm_topk::{gemm_topk, ArgNames, GemmTopkOptions};
 pub use gram::{feature_topk, gram, GRAM_CHUNK_ROWS};
 pub use knn::knn_sqdist;
 pub use real::Real;
-pub use sae::sae_encode;
+pub use sae::{sae_encode, sae_encode_threshold, Csr};
 pub use search::latent_search;
 pub use simd::{simd_path, simd_warning, SimdPath};
 pub use sparse::{sparse_decode, sparse_gather_dot, sparse_scatter_rows, Accum};

@@ -31,6 +31,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(topk::gemm_topk, m)?)?;
     m.add_function(wrap_pyfunction!(topk::knn_sqdist, m)?)?;
     m.add_function(wrap_pyfunction!(sae::sae_encode, m)?)?;
+    m.add_function(wrap_pyfunction!(sae::sae_encode_threshold, m)?)?;
     m.add_function(wrap_pyfunction!(sparse::sparse_decode, m)?)?;
     m.add_function(wrap_pyfunction!(sparse::sparse_gather_dot, m)?)?;
     m.add_function(wrap_pyfunction!(sparse::sparse_scatter_rows, m)?)?;

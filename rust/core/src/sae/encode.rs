@@ -1,9 +1,8 @@
 //! TopK SAE encode: the GEMM + top-k primitive with the encoder's bias and a ReLU epilogue.
 
 use ndarray::{Array2, ArrayView2};
-use rayon::prelude::*;
 
-use crate::check::{check_finite_slice, check_len};
+use super::threshold::folded_bias;
 use crate::error::{shape, Result};
 use crate::gemm_topk::{gemm_topk, ArgNames, GemmTopkOptions};
 use crate::real::Real;
@@ -28,7 +27,7 @@ pub fn sae_encode<T: Real>(
     b_dec: Option<&[T]>,
     k: usize,
 ) -> Result<(Array2<T>, Array2<i64>)> {
-    let (n, d) = w_enc.dim();
+    let d = w_enc.ncols();
     if x.ncols() != d {
         return Err(shape(
             "X",
@@ -38,26 +37,7 @@ pub fn sae_encode<T: Real>(
             ),
         ));
     }
-    check_len(b_enc, n, "b_enc")?;
-    let bias: Vec<T> = match b_dec {
-        None => b_enc.to_vec(),
-        Some(bd) => {
-            check_len(bd, d, "b_dec")?;
-            check_finite_slice(bd, "b_dec")?;
-            (0..n)
-                .into_par_iter()
-                .map(|j| {
-                    let dot: f64 = w_enc
-                        .row(j)
-                        .iter()
-                        .zip(bd)
-                        .map(|(w, b)| w.to_f64() * b.to_f64())
-                        .sum();
-                    T::from_f64(b_enc[j].to_f64() - dot)
-                })
-                .collect()
-        }
-    };
+    let bias = folded_bias(&w_enc, b_enc, b_dec)?;
     let opts = GemmTopkOptions {
         k,
         bias: Some(&bias),

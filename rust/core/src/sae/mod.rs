@@ -2,5 +2,7 @@
 //! decode and backward, live in [`crate::sparse`]; the optimiser in [`crate::adam`]).
 
 mod encode;
+mod threshold;
 
 pub use encode::sae_encode;
+pub use threshold::{sae_encode_threshold, Csr};
