@@ -1,8 +1,10 @@
 """Sparse autoencoders over retrieval embeddings (Kang, Wang & Xiong, "Interpret and Control Dense
 Retrieval with Sparse Latent Features").
 
-``TopKSAE`` (encode/decode on the Rust core), ``fit`` (MSE + retrieval-oriented KL, no torch),
-formats (latentatlas, SAELens, EleutherAI sparsify), retrieval and its evaluation, interpretation
+``TopKSAE`` (encode/decode on the Rust core), ``ThresholdSAE`` (ReLU / JumpReLU / BatchTopK, encode
+to CSR), ``fit`` (plain MSE by default, the paper's retrieval KL on request; no torch), formats
+(latentatlas, SAELens, Gemma Scope, Sentence-Transformers, EleutherAI sparsify, embedding-scope),
+ground truth on planted dictionaries (:mod:`latentatlas.sae.synthetic`), retrieval and its evaluation, interpretation
 and control. Heavy optional pieces (the text encoder, scikit-learn's tf-idf) load lazily.
 """
 
@@ -11,12 +13,15 @@ from __future__ import annotations
 from .control import amplification_grid, amplify, latent_counts, pseudo_relevance_feedback, steer
 from .interpret import LatentExplainer, explain_latent, frequency_regions
 from .io import load, save
-from .model import TopKSAE
+from .model import SparseCodes, TopKSAE
 from .retrieval import dense_search, evaluate, latent_search, retrieval_report
+from .threshold import ThresholdSAE
 from .train import fit, loss_and_grads
 
 __all__ = [
     "LatentExplainer",
+    "SparseCodes",
+    "ThresholdSAE",
     "TopKSAE",
     "amplification_grid",
     "amplify",
