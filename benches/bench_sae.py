@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from latentatlas.sae import TopKSAE, dense_search, latent_search
+from latentatlas.sae import ThresholdSAE, TopKSAE, dense_search, latent_search
 
 N = int(os.environ.get("LATENTATLAS_BENCH_N", "20000"))
 N_LAT = int(os.environ.get("LATENTATLAS_BENCH_LATENTS", "16384"))
@@ -63,6 +63,8 @@ def _numpy_encode(sae: TopKSAE, X: np.ndarray, chunk: int = 2048) -> tuple[np.nd
 
 _GROUPS = {
     "encode": "sae encode",
+    "gemm": "sae encode",
+    "threshold": "sae threshold encode to CSR",
     "decode": "sae decode",
     "train": "sae train epoch",
     "latent": "sae latent search",
@@ -93,6 +95,54 @@ def test_encode_rust(benchmark, data):
 def test_encode_numpy_chunked(benchmark, data):
     sae, X = data
     _run(benchmark, "encode/numpy", lambda: _numpy_encode(sae, X))
+
+
+def test_encode_numpy_gemm_alone(benchmark, data):
+    """The BLAS rate: only the chunked matmul of the encode (no bias, no top-k), same shapes."""
+    sae, X = data
+
+    def gemm():
+        for r0 in range(0, X.shape[0], 2048):
+            X[r0 : r0 + 2048] @ sae.W_enc.T
+
+    _run(benchmark, "gemm/numpy", gemm)
+
+
+# -- threshold (JumpReLU) encode to CSR --------------------------------------------------------
+#: a JumpReLU threshold at the ~99.6th percentile of the pre-activations (L0 ≈ 64 on unit rows)
+_THETA = 2.66 / np.sqrt(D_IN)
+
+
+@pytest.fixture(scope="module")
+def jumprelu(data):
+    sae, X = data
+    th = np.full(N_LAT, _THETA, np.float32)
+    return ThresholdSAE.from_arrays(sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec, th), X
+
+
+def _numpy_threshold(sae: ThresholdSAE, X: np.ndarray, chunk: int = 2048) -> sp.csr_matrix:
+    """Chunked NumPy JumpReLU encode: matmul, threshold, CSR of each chunk, stacked."""
+    c = sae.b_enc - sae.W_enc @ sae.b_dec
+    cut = np.maximum(sae.threshold, 0)
+    parts = []
+    for r0 in range(0, X.shape[0], chunk):
+        pre = X[r0 : r0 + chunk] @ sae.W_enc.T + c
+        pre[pre <= cut] = 0
+        parts.append(sp.csr_matrix(pre))
+    return sp.vstack(parts, format="csr")
+
+
+def test_threshold_encode_rust(benchmark, jumprelu):
+    sae, X = jumprelu
+    H = _run(benchmark, "threshold/rust", lambda: sae.encode(X))
+    ref = _numpy_threshold(sae, X[:500])
+    assert abs(H[:500].nnz - ref.nnz) <= 0.001 * ref.nnz
+    EXTRA["threshold encode L0"] = f"{H.nnz / X.shape[0]:.1f} active latents per row"
+
+
+def test_threshold_encode_numpy_chunked(benchmark, jumprelu):
+    sae, X = jumprelu
+    _run(benchmark, "threshold/numpy", lambda: _numpy_threshold(sae, X))
 
 
 _MEM = """
@@ -166,7 +216,10 @@ def _epoch(backend: str):
     Xt = _unit(N_TRAIN, D_IN, 7)
     sae = TopKSAE(D_IN, N_LAT, K, seed=0)
     return lambda: (
-        TopKSAE(D_IN, N_LAT, K, seed=0).fit(Xt, epochs=1, batch_size=512, progress=False, backend=backend) and sae
+        TopKSAE(D_IN, N_LAT, K, seed=0).fit(
+            Xt, epochs=1, batch_size=512, kl_weight=1.0, progress=False, backend=backend
+        )
+        and sae
     )
 
 
@@ -279,6 +332,8 @@ def test_zz_summary(benchmark):
 def _summary() -> None:
     pairs = [
         ("encode: NumPy chunked / Rust", "encode/numpy", "encode/rust"),
+        ("TopK encode at the BLAS rate: NumPy GEMM alone / Rust encode", "gemm/numpy", "encode/rust"),
+        ("threshold encode to CSR: NumPy chunked / Rust", "threshold/numpy", "threshold/rust"),
         ("encode peak memory: NumPy dense / Rust", "mem/numpy-dense", "mem/rust"),
         ("encode peak memory: NumPy chunked / Rust", "mem/numpy-chunked", "mem/rust"),
         ("decode: NumPy dense / Rust", "decode/numpy", "decode/rust"),

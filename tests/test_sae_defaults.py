@@ -69,3 +69,20 @@ def test_progress_is_bounded_when_not_a_terminal(monkeypatch):
     redraws = err.getvalue().count("\r")
     assert redraws <= PROGRESS_UPDATES + 3, redraws
     assert progress_bar(10, "x", enabled=False).disable
+
+
+def test_batch_topk_trains_and_runs_as_jumprelu():
+    """BatchTopK keeps rows·k activations per batch; its inference form is JumpReLU at the learnt cutoff."""
+    from latentatlas.sae import ThresholdSAE
+
+    m, X = _planted(128, 64, 4)
+    sae = TopKSAE(64, 128, 6, seed=0).fit(X, batch_topk=True, progress=False)
+    jr = ThresholdSAE.from_batch_topk(sae)
+    assert jr.architecture == "batchtopk" and sae.batch_topk_threshold_ > 0
+    np.testing.assert_allclose(jr.threshold, sae.batch_topk_threshold_, rtol=1e-6)
+    h = jr.health(X)
+    assert abs(h["l0"] - 6) < 1.0  # the batch-level L0 carries over to the threshold
+    assert h["fve"] >= 0.9
+    assert _recovered(m.features, jr.W_dec) >= 0.8
+    with pytest.raises(ValueError, match="threshold"):
+        ThresholdSAE.from_batch_topk(TopKSAE(64, 128, 6))

@@ -171,6 +171,8 @@ class TopKSAE:
 
     stream_state_: dict[str, Any] | None = None
     log_sparsity: np.ndarray | None = None
+    #: BatchTopK training's JumpReLU threshold (set by ``fit(batch_topk=True)``)
+    batch_topk_threshold_: float | None = None
 
     def __init__(
         self,
@@ -434,6 +436,7 @@ class TopKSAE:
         dead_after: int | None = None,
         init_decoder_bias: bool = True,
         init_from_data: bool = False,
+        batch_topk: bool = False,
         seed: int = 0,
         progress: bool = True,
         backend: str = "sparse",
@@ -447,7 +450,7 @@ class TopKSAE:
             self, docs, queries, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
             neighbors=neighbors, kl_weight=kl_weight, kl=kl, temperature=temperature,
             normalize_decoder=normalize_decoder, auxk=auxk, auxk_coef=auxk_coef, dead_after=dead_after,
-            init_decoder_bias=init_decoder_bias, init_from_data=init_from_data, seed=seed,
+            init_decoder_bias=init_decoder_bias, init_from_data=init_from_data, batch_topk=batch_topk, seed=seed,
             progress=progress, backend=backend, threads=threads, callback=callback,
         )  # fmt: skip
 

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from .. import _core
 from .._validate import as_matrix, check_choice, check_finite, check_threads
-from .model import csr_decode
+from .model import TopKSAE, csr_decode
 
 __all__ = ["ARCHITECTURES", "ThresholdSAE"]
 
@@ -98,6 +98,19 @@ class ThresholdSAE:
         self.subtract_decoder_bias = bool(subtract_decoder_bias)
         self.metadata = dict(metadata or {})
         return self
+
+    @classmethod
+    def from_batch_topk(cls, sae: TopKSAE, threshold: float | None = None) -> ThresholdSAE:
+        """The inference form of a BatchTopK SAE: JumpReLU with one threshold for every latent
+        (default: ``sae.batch_topk_threshold_`` from ``fit(batch_topk=True)``), as SAELens saves it."""
+        th = sae.batch_topk_threshold_ if threshold is None else threshold
+        if th is None:
+            raise ValueError("threshold: give one, or train the SAE with fit(batch_topk=True)")
+        return cls.from_arrays(
+            sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec, np.full(sae.n_latents, float(th)),
+            architecture="batchtopk", subtract_decoder_bias=sae.subtract_decoder_bias,
+            metadata=dict(sae.metadata), dtype=sae.dtype,
+        )  # fmt: skip
 
     @property
     def d_in(self) -> int:

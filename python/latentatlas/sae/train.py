@@ -114,6 +114,7 @@ def loss_and_grads(
     auxk: int | None = None,
     auxk_coef: float = 1.0 / 32.0,
     residual: np.ndarray | None = None,
+    batch_topk: bool = False,
     backend: str = "sparse",
     threads: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -128,11 +129,14 @@ def loss_and_grads(
     residual : (B + U, d), optional
         Fix the AuxK target instead of ``x - x̂`` (it is detached either way; tests pass it
         to check the AuxK gradient by finite differences).
+    batch_topk : BatchTopK (Bussmann et al. 2024): keep the ``rows · k`` largest activations of
+        the whole batch instead of k per row (each row's candidates are its top ``4k``)
     backend : "sparse" (Rust kernels, O(rows·k·d) backward) or "dense" (NumPy reference)
 
     Returns
     -------
-    losses : dict ``mse``, ``kl``, ``auxk``, ``loss`` (floats), ``fired`` (indices of active latents)
+    losses : dict ``mse``, ``kl``, ``auxk``, ``loss`` (floats), ``fired`` (indices of active latents),
+        ``cutoff`` (BatchTopK: the smallest kept activation, else 0)
     grads : dict of arrays shaped like ``params``
     """
     K: Any = _core if backend == "sparse" else reference.core
@@ -147,7 +151,16 @@ def loss_and_grads(
     if not (tau > 0 and math.isfinite(tau)):
         raise ValueError(f"temperature must be a positive number, got {temperature!r}")
 
-    v, idx = K.sae_encode(R, We, be, k, b_dec=b_dec, threads=threads)
+    v, idx = K.sae_encode(R, We, be, min(n, 4 * k) if batch_topk else k, b_dec=b_dec, threads=threads)
+    cutoff = 0.0
+    if batch_topk:
+        # the batch's rows·k largest activations survive; zeros are skipped by decode and backward
+        flat = v.ravel()
+        keep = min(R.shape[0] * k, flat.size)
+        cutoff = float(np.partition(flat, flat.size - keep)[flat.size - keep]) if keep else 0.0
+        v = np.where(v >= cutoff, v, 0).astype(v.dtype)
+        pos = v[v > 0]
+        cutoff = float(pos.min()) if pos.size else 0.0
     Rh = K.sparse_decode(v, idx, Wd, bias=bd, threads=threads)
 
     # MSE(q̂, q) + MSE(d̂, d), each an element mean
@@ -205,7 +218,8 @@ def loss_and_grads(
             grads["b_dec"] = grads["b_dec"] - gbe_a @ We
     total = mse + kl_weight * kl_loss + auxk_coef * aux_loss
     grads = {p: np.ascontiguousarray(g, dtype=We.dtype) for p, g in grads.items()}
-    return {"loss": total, "mse": mse, "kl": kl_loss, "auxk": aux_loss, "fired": fired}, grads
+    losses = {"loss": total, "mse": mse, "kl": kl_loss, "auxk": aux_loss, "fired": fired, "cutoff": cutoff}
+    return losses, grads
 
 
 def _lr_at(epoch: int, epochs: int, lr: float, schedule: str) -> float:
@@ -257,6 +271,7 @@ def fit(
     dead_after: int | None = None,
     init_decoder_bias: bool = True,
     init_from_data: bool = False,
+    batch_topk: bool = False,
     seed: int = 0,
     progress: bool = True,
     backend: str = "sparse",
@@ -291,6 +306,9 @@ def fit(
     init_decoder_bias : set b_dec to the mean document before the first epoch of a fresh model.
     init_from_data : start a fresh model's decoder rows (and the tied encoder) at random centred
         documents instead of random directions.
+    batch_topk : train a BatchTopK SAE (see :func:`loss_and_grads`); the mean smallest kept
+        activation of the last epoch is stored as ``sae.batch_topk_threshold_``, the JumpReLU
+        threshold that :meth:`ThresholdSAE.from_batch_topk` runs it with at inference.
     seed : shuffling seed; the same seed and inputs give the same model.
     backend : "sparse" (Rust) or "dense" (NumPy reference, slow; for tests and benchmarks).
 
@@ -368,7 +386,7 @@ def fit(
         for epoch in range(epochs):
             lr_e = _lr_at(epoch, epochs, lr, schedule)
             order = rng.permutation(n_anchor)
-            sums = {"loss": 0.0, "mse": 0.0, "kl": 0.0, "auxk": 0.0}
+            sums = {"loss": 0.0, "mse": 0.0, "kl": 0.0, "auxk": 0.0, "cutoff": 0.0}
             for b0 in range(0, n_anchor, batch_size):
                 rows = order[b0 : b0 + batch_size]
                 if use_kl:
@@ -388,6 +406,7 @@ def fit(
                     dead=dead,
                     auxk=auxk,
                     auxk_coef=auxk_coef,
+                    batch_topk=batch_topk,
                     backend=backend,
                     threads=threads,
                 )
@@ -403,6 +422,8 @@ def fit(
             rec = {key: val / n_batches for key, val in sums.items()}
             rec.update(epoch=epoch, lr=lr_e, dead_fraction=float((since >= dead_after).mean()))
             sae.history_.append(rec)
+            if batch_topk:
+                sae.batch_topk_threshold_ = rec["cutoff"]
             if callback is not None:
                 callback(epoch, rec)
     finally:
