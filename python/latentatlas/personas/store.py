@@ -457,9 +457,8 @@ def _roll_forward(vdir: Path) -> None:
             if isinstance(pair, list) and len(pair) == 2 and all(_plain(p) for p in pair):
                 with contextlib.suppress(FileNotFoundError):
                     os.replace(vdir / pair[0], vdir / pair[1])
-        _fsync_dir(vdir)
-        journal.unlink()
-        _fsync_dir(vdir)
+        _fsync_dir(vdir)  # the renames are durable before the journal goes
+        journal.unlink()  # a journal that survives a power loss is replayed harmlessly
     for tmp in vdir.glob(".*.tmp"):
         tmp.unlink(missing_ok=True)
 
@@ -476,6 +475,7 @@ def _commit(vdir: Path, files: dict[str, bytes]) -> None:
             staged.append([_stage(vdir, name, data), name])
         tmp = _stage(vdir, _JOURNAL, json.dumps(staged).encode("utf-8"))
         os.replace(vdir / tmp, vdir / _JOURNAL)
+        _fsync_dir(vdir)  # the commit point is durable before any file is replaced
     except BaseException:  # not committed: the old version stands; drop what was staged
         for name, _ in staged:
             (vdir / name).unlink(missing_ok=True)
