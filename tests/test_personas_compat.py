@@ -49,7 +49,7 @@ ORIGINAL_NAMES = {
         "AnalysisDataset", "LayeredSamples", "cluster_kmeans", "cosine_similarity_matrix", "load_analysis_dataset",
         "load_persona_vectors", "load_variant_vectors", "pca_explained_variance", "prepare_cluster_samples",
         "prepare_layer_mean_cluster_samples", "project_isomap", "project_pca", "project_umap",
-        "run_saved_activation_analysis", "samples_to_numpy", "_samples_to_numpy", "PCA", "KMeans", "Isomap",
+        "run_saved_activation_analysis", "samples_to_numpy", "_samples_to_numpy", "PCA", "KMeans", "Isomap", "twonn",
     ],
     "artifacts": [
         "BASELINE_PERSONA_ID", "DEFAULT_MASK_STRATEGY", "SUPPORTED_VARIANTS", "HFPersonaVectorStore",
@@ -256,6 +256,10 @@ def test_hub_store_reads_a_local_copy_without_network(tmp_path, monkeypatch):
     # a local directory works as repo_id too
     assert HFPersonaVectorStore(snap, "test/model").list_personas(["biography"]) == ["persona-001"]
     assert hub.list_hub_vector_models(snap) == {"test/model": ["answer_mean"]}
+    with pytest.raises(
+        FileNotFoundError, match=r"config 'test__model__answer_previous' not in .*\['test__model__answer_mean'\]"
+    ):
+        HFPersonaVectorStore(snap, "test/model", "answer_previous").available_variants()
 
 
 def test_hub_metadata_reads_two_columns_once(tmp_path):
@@ -568,3 +572,21 @@ def test_estimators_are_monkeypatchable_module_attributes(monkeypatch):
     ref = analysis.PCA(2).fit_transform(analysis.prepare_cluster_samples(x))
     np.testing.assert_allclose(analysis.project_pca(x), ref)
     assert analysis.KMeans.__module__.startswith("sklearn")
+
+
+def test_twonn_recovers_the_dimension_of_a_linear_manifold():
+    from scipy.spatial import cKDTree
+
+    rng = np.random.default_rng(0)
+    for d in (2, 5):
+        x = rng.standard_normal((1500, d)) @ rng.standard_normal((d, 12))
+        est = analysis.twonn(x)
+        assert abs(est - d) < 0.1 * d + 0.15
+        # the same estimator on SciPy's neighbours (an independent kNN)
+        dist, _ = cKDTree(x).query(x, k=3)
+        mu = np.sort(dist[:, 2] / dist[:, 1])
+        m = int(len(mu) * 0.9)
+        xs, ys = np.log(mu[:m]), -np.log(1 - np.arange(1, m + 1) / len(mu))
+        assert est == pytest.approx(xs @ ys / (xs @ xs), rel=1e-9)
+    with pytest.raises(ValueError, match="TwoNN needs at least 3 samples"):
+        analysis.twonn(np.zeros((2, 4)))

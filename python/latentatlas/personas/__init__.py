@@ -76,6 +76,7 @@ _EXPORTS = {
     "scree_layers": "analysis",
     "synthetic_persona_dataset": "attributes",
     "synthetic_persona_vectors": "attributes",
+    "twonn": "analysis",
     "validate_layers": "analysis",
 }
 

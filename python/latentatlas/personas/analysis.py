@@ -60,6 +60,7 @@ __all__ = [
     "project_umap",
     "samples_to_numpy",
     "scree_layers",
+    "twonn",
     "validate_layers",
 ]
 
@@ -649,6 +650,41 @@ def cluster_agglomerative(
     x = samples_to_numpy(samples, center=center, normalize=normalize)
     k = _check_n_clusters(n_clusters, x.shape[0])
     return AgglomerativeClustering(n_clusters=k, linkage=linkage).fit_predict(x)
+
+
+def twonn(data: Any, discard_fraction: float = 0.1) -> float:
+    """Intrinsic dimension of the rows by TwoNN (Facco et al., Sci. Rep. 2017).
+
+    For each row, mu = r2 / r1 (distances to its second and first nearest other rows) follows a
+    Pareto law with exponent d on a d-dimensional manifold; d is the least-squares slope through
+    the origin of ``-log(1 - F(mu))`` against ``log(mu)`` (F the empirical CDF) after dropping the
+    largest ``discard_fraction`` of the mu (the noisy tail). Rows with a duplicate (r1 = 0) are left
+    out. Neighbours come from the exact kNN of :func:`latentatlas._core.knn_sqdist`.
+    """
+    from .. import _core
+
+    x = np.ascontiguousarray(_check_2d(data), dtype=np.float64)
+    if not np.isfinite(x).all():
+        raise ValueError("data contains NaN or infinity")
+    if x.shape[0] < 3:
+        raise ValueError("TwoNN needs at least 3 samples")
+    frac = float(discard_fraction)
+    if not 0.0 <= frac < 1.0:
+        raise ValueError(f"discard_fraction must be in [0, 1), got {discard_fraction!r}")
+    d2, _ = _core.knn_sqdist(x, k=2)
+    r1, r2 = np.sqrt(d2[:, 0]), np.sqrt(d2[:, 1])
+    keep = r1 > 0
+    mu = np.sort(r2[keep] / r1[keep])
+    n = mu.size
+    if n < 3:
+        raise ValueError("TwoNN needs at least 3 samples without duplicates")
+    m = max(2, int(np.floor(n * (1.0 - frac))))
+    xs = np.log(mu[:m])
+    ys = -np.log(1.0 - np.arange(1, m + 1) / n)
+    denom = float(xs @ xs)
+    if denom <= 0:
+        raise ValueError("TwoNN is undefined: every point's two nearest neighbours are equidistant")
+    return float(xs @ ys / denom)
 
 
 # ------------------------------------------------------------------------------- all layers

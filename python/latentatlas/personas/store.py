@@ -917,10 +917,14 @@ class HFPersonaVectorStore(_ReadAPI):
 
     @property
     def config_dir(self) -> Path:
-        """The folder of this store's config (``<dataset>/<model_dir>__<mask>``)."""
+        """The folder of this store's config: ``<dataset>/<model_dir>__<mask>``, or the dataset folder
+        itself when it holds the Parquet files directly (a config folder was passed)."""
         if self._config is None:
             root = local_dataset_dir(self.repo_id, self._cache_dir)
             cand = inside(root, self.config_name)
+            if not cand.is_dir() and not any(root.glob("*.parquet")):
+                configs = sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.parquet")))
+                raise FileNotFoundError(f"config {self.config_name!r} not in {root}; available configs: {configs}")
             self._config = cand if cand.is_dir() else root
         return self._config
 
