@@ -301,8 +301,8 @@ def map_rows(
 
     ``outs`` gives each output's trailing shape and dtype, e.g. ``[((), float64)]`` for one value
     per row or ``[((k,), float32), ((k,), int64)]``. A NumPy array goes to ``fn`` whole (the
-    kernels stream over it themselves); a memmap and chunks go block by block into preallocated
-    outputs; a Dask array gives lazy Dask arrays whose row chunks are X's. Returns one array or a
+    kernels stream over it themselves); a memmap and chunks go block by block (outputs concatenated
+    in memory: for outputs larger than memory see ``TopKSAE.encode_to``); a Dask array gives lazy Dask arrays whose row chunks are X's. Returns one array or a
     tuple, as ``fn`` does.
     """
     single = len(outs) == 1
