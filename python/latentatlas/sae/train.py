@@ -319,6 +319,8 @@ def fit(
     if chunked.is_chunked(docs):
         if queries is not None:
             raise ValueError("queries cannot be given with streamed docs (chunks or a Dask array); see fit_stream")
+        if batch_topk:
+            raise ValueError("batch_topk is not available for streamed docs (chunks or a Dask array); see fit_stream")
         return fit_stream(
             sae, docs, epochs=1 if epochs is None else epochs, batch_size=batch_size, lr=lr, schedule=schedule, neighbors=neighbors,
             kl_weight=kl_weight, kl=kl, temperature=temperature, normalize_decoder=normalize_decoder, auxk=auxk,
