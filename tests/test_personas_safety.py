@@ -140,8 +140,10 @@ def test_parquet_variant_names_are_checked(tmp_path):
             q.list_personas([bad])
         with pytest.raises(ValueError, match="variant .* is not a safe file name"):
             q.persona_names(["p0"], [bad])
+    # Not an existing folder, so it is read as a Hub repo id, whose cache path must stay inside the cache.
+    # (The name must not exist from any working directory: "../../etc" is /etc from a checkout two deep.)
     with pytest.raises(ValueError, match="is not a safe file name"):
-        HFPersonaVectorStore("../../etc", "org/model").available_variants()
+        HFPersonaVectorStore(f"../../no-such-dir-{tmp_path.name}", "org/model").available_variants()
     assert float(q.load("b", "p0")[0, 0]) == 2.0 and q.list_personas(["a"]) == ["p0"]
 
 
