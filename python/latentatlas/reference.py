@@ -217,6 +217,23 @@ def _knn_sqdist(x: Any, /, *, k: int, threads: int | None = None) -> tuple[np.nd
     return -v, i
 
 
+def _folded_bias(w: np.ndarray, b_enc: Any, b_dec: Any) -> np.ndarray:
+    """``b_enc - W_enc b_dec`` in float64 (``b_enc`` without b_dec), after checking both biases."""
+    n, d = w.shape
+    b_enc = np.asarray(b_enc)
+    if b_enc.shape != (n,):
+        raise ValueError(f"b_enc: expected length {n}, got {b_enc.shape}")
+    _finite(b_enc, "b_enc")
+    bias = b_enc.astype(np.float64)
+    if b_dec is not None:
+        b_dec = np.asarray(b_dec)
+        if b_dec.shape != (d,):
+            raise ValueError(f"b_dec: expected length {d}, got {b_dec.shape}")
+        _finite(b_dec, "b_dec")
+        bias = bias - w.astype(np.float64) @ b_dec.astype(np.float64)
+    return bias
+
+
 def _sae_encode(
     x: Any, w_enc: Any, b_enc: Any, /, k: int, *, b_dec: Any = None, threads: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -225,22 +242,11 @@ def _sae_encode(
     n, d = w.shape
     if x.shape[1] != d:
         raise ValueError(f"X: expected {d} columns (d_in of the model), got {x.shape[1]}")
-    b_enc = np.asarray(b_enc)
-    if b_enc.shape != (n,):
-        raise ValueError(f"b_enc: expected length {n}, got {b_enc.shape}")
     k = _k_in(k, n, "n_latents")
-    w64 = w.astype(np.float64)
-    bias = b_enc.astype(np.float64)
-    if b_dec is not None:
-        b_dec = np.asarray(b_dec)
-        if b_dec.shape != (d,):
-            raise ValueError(f"b_dec: expected length {d}, got {b_dec.shape}")
-        _finite(b_dec, "b_dec")
-        bias = bias - w64 @ b_dec.astype(np.float64)
-    _finite(b_enc, "b_enc")
+    bias = _folded_bias(w, b_enc, b_dec)
     _finite(w, "W_enc")
     _finite(x, "X")
-    v, i = topk_rows(x.astype(np.float64) @ w64.T + bias, k)
+    v, i = topk_rows(x.astype(np.float64) @ w.astype(np.float64).T + bias, k)
     return np.maximum(v, 0.0).astype(dt), i
 
 
@@ -252,24 +258,15 @@ def _sae_encode_threshold(
     n, d = w.shape
     if x.shape[1] != d:
         raise ValueError(f"X: expected {d} columns (d_in of the model), got {x.shape[1]}")
-    threshold, b_enc = np.asarray(threshold), np.asarray(b_enc)
-    for name, a in (("threshold", threshold), ("b_enc", b_enc)):
-        if a.shape != (n,):
-            raise ValueError(f"{name}: expected length {n}, got {a.shape}")
+    threshold = np.asarray(threshold)
+    if threshold.shape != (n,):
+        raise ValueError(f"threshold: expected length {n}, got {threshold.shape}")
     _finite(threshold, "threshold")
     _finite(w, "W_enc")
-    _finite(b_enc, "b_enc")
-    w64 = w.astype(np.float64)
-    bias = b_enc.astype(np.float64)
-    if b_dec is not None:
-        b_dec = np.asarray(b_dec)
-        if b_dec.shape != (d,):
-            raise ValueError(f"b_dec: expected length {d}, got {b_dec.shape}")
-        _finite(b_dec, "b_dec")
-        bias = bias - w64 @ b_dec.astype(np.float64)
+    bias = _folded_bias(w, b_enc, b_dec)
     _finite(x, "X")
     # dense pre-activations (the twin may hold them; the kernel never does), JumpReLU ∘ ReLU mask
-    pre = x.astype(np.float64) @ w64.T + bias
+    pre = x.astype(np.float64) @ w.astype(np.float64).T + bias
     H = sp.csr_matrix(np.where(pre > np.maximum(threshold.astype(np.float64), 0.0), pre, 0.0))
     H.sort_indices()
     return H.indptr.astype(np.int64), H.indices.astype(np.int64), H.data.astype(dt)

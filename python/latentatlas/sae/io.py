@@ -153,14 +153,15 @@ def _cfg_k(cfg: dict[str, Any], file: Path) -> int:
     return k
 
 
-def _read_json(file: Path) -> dict[str, Any]:
+def _read_json(file: Path, kind: type = dict) -> Any:
+    """A JSON file holding an object (or a list, ``kind=list``); ValueError naming the file otherwise."""
     try:
-        cfg = json.loads(file.read_text("utf-8"))
+        value = json.loads(file.read_text("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{file}: not valid JSON ({exc})") from None
-    if not isinstance(cfg, dict):
-        raise ValueError(f"{file}: expected a JSON object")
-    return cfg
+    if not isinstance(value, kind):
+        raise ValueError(f"{file}: expected a JSON {'object' if kind is dict else 'list'}")
+    return value
 
 
 def _cfg_int(cfg: dict[str, Any], key: str, file: Path) -> int:
@@ -215,23 +216,13 @@ def _load_sentence_transformers(path: Path) -> TopKSAE:
 
 def _sentence_transformers_module(path: Path) -> Path | None:
     """The SparseAutoEncoder module folder of a Sentence-Transformers model folder, if any."""
-    mods = _read_json_list(path / "modules.json")
+    mods = _read_json(path / "modules.json", list)
     for m in mods:
         if isinstance(m, dict) and str(m.get("type", "")).endswith("SparseAutoEncoder"):
             from .._io import inside
 
             return inside(path, str(m.get("path", "")))
     return None
-
-
-def _read_json_list(file: Path) -> list[Any]:
-    try:
-        v = json.loads(file.read_text("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{file}: not valid JSON ({exc})") from None
-    if not isinstance(v, list):
-        raise ValueError(f"{file}: expected a JSON list of modules")
-    return v
 
 
 #: SAELens architectures and what they load as.
