@@ -1,7 +1,7 @@
 """Ground-truth SAE quality on the SynthSAEBench-16k configuration, on CPU (the README table).
 
 Generates samples from :func:`latentatlas.sae.synthetic.synthsaebench_16k`, trains TopK SAEs (with
-and without AuxK) at L0 = k, and reports the ground-truth metrics of
+and without AuxK) and a BatchTopK SAE (evaluated in its JumpReLU inference form) at L0 = k, and reports the ground-truth metrics of
 :func:`latentatlas.sae.synthetic.evaluate_synthetic` on held-out samples as a Markdown table.
 
 Run: ``.venv/bin/python benches/synth_sae_table.py`` (``--help`` for sizes; the defaults take
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from latentatlas.sae import TopKSAE
+from latentatlas.sae import ThresholdSAE, TopKSAE
 from latentatlas.sae.synthetic import evaluate_synthetic, synthsaebench_16k
 
 
@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test", type=int, default=5000, help="held-out samples for the metrics")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", help="run only the SAEs whose name starts with this (e.g. BatchTopK)")
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -36,14 +37,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"generated {args.train:,} + {args.test:,} samples in {time.perf_counter() - t0:.1f} s; "
           f"true L0 {At.nnz / args.test:.1f}")  # fmt: skip
     rows = []
-    for name, kw in (("TopK", {}), ("TopK + AuxK (k_aux = 512)", {"auxk": 512})):
+    configs = (
+        ("TopK", {}),
+        ("TopK + AuxK (k_aux = 512)", {"auxk": 512}),
+        ("BatchTopK (as JumpReLU)", {"batch_topk": True}),
+    )
+    for name, kw in configs:
+        if args.only and not name.startswith(args.only):
+            continue
         t0 = time.perf_counter()
         sae = TopKSAE(args.d, args.latents, args.k, seed=args.seed)
         sae.fit(X, epochs=args.epochs, seed=args.seed, progress=True, **kw)
-        codes = sae.encode(Xt)
-        m = evaluate_synthetic(
-            model.features, sae.W_dec, X=Xt, A=At, codes=codes.to_csr(), X_hat=sae.decode(*codes), bias=model.bias
-        )
+        if kw.get("batch_topk"):
+            jr = ThresholdSAE.from_batch_topk(sae)
+            H = jr.encode(Xt)
+            Xh = jr.decode(H)
+        else:
+            codes = sae.encode(Xt)
+            H, Xh = codes.to_csr(), sae.decode(*codes)
+        m = evaluate_synthetic(model.features, sae.W_dec, X=Xt, A=At, codes=H, X_hat=Xh, bias=model.bias)
         secs = time.perf_counter() - t0
         rows.append(
             f"| {name} | {m['l0']:.1f} | {m['fve']:.3f} | {m['mcc']:.3f} | {m['f1']:.3f} | {m['uniqueness']:.3f} "

@@ -77,5 +77,7 @@ def progress_bar(total: int, desc: str, enabled: bool = True) -> Any:
     from tqdm.auto import tqdm
 
     live = sys.stderr.isatty() or any("notebook" in c.__module__ for c in tqdm.__mro__)
-    kw: dict[str, Any] = {} if live else {"mininterval": 10.0, "miniters": max(1, total // PROGRESS_UPDATES)}
+    # maxinterval=inf: tqdm's monitor thread would otherwise reset miniters to 1 after 10 s without a redraw
+    quiet = {"mininterval": 10.0, "maxinterval": float("inf"), "miniters": max(1, total // PROGRESS_UPDATES)}
+    kw: dict[str, Any] = {} if live else quiet
     return tqdm(total=total, desc=desc, disable=not enabled, leave=False, **kw)
