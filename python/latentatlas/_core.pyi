@@ -4,7 +4,10 @@ Arrays are positional-only, options keyword-only. Every function releases the GI
 runs on the global pool (one worker per core, the fast path), ``threads=n`` on a pool of ``n``
 workers that is built once per size and reused. Results never depend on the thread count.
 Errors: bad shape, argument or NaN/inf → ValueError naming the argument; mixed dtypes → TypeError;
-a thread pool that cannot be built → RuntimeError.
+a thread pool that cannot be built → RuntimeError. No panic reaches Python (an internal bug would be
+a RuntimeError). After ``fork`` the child gets fresh pools. Arrays that another Python thread mutates
+during a call give a result computed from some mix of old and new values, never an out-of-bounds
+access (index arrays are copied before they are checked).
 """
 
 from typing import TypeVar
@@ -16,6 +19,7 @@ __all__ = [
     "__version__",
     "GRAM_CHUNK_ROWS",
     "SIMD_ENV",
+    "MAX_THREADS",
     "gram",
     "feature_topk",
     "rayleigh_energy",
@@ -37,6 +41,8 @@ __all__ = [
 __version__: str
 GRAM_CHUNK_ROWS: int
 SIMD_ENV: str
+# Largest ``threads`` a kernel accepts (8 per core of this machine); more is a ValueError.
+MAX_THREADS: int
 
 _Float = np.float32 | np.float64
 # Dtype-preserving kernels: every float input and the float outputs share one precision.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -46,11 +47,19 @@ def check_k(k: Any, upper: int, *, what: str) -> int:
 
 
 def check_threads(threads: Any) -> int | None:
-    """None (the global pool: one thread per core) or a positive thread count."""
+    """None (the global pool: one thread per core) or a thread count in ``[1, _core.MAX_THREADS]``.
+
+    The cap (8 per core) keeps a typo such as ``threads=4096`` from spending seconds spawning threads
+    or exhausting the process table.
+    """
     if threads is None:
         return None
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    from . import _core
+
+    if threads > _core.MAX_THREADS:
+        raise ValueError(f"threads must be at most {_core.MAX_THREADS} (8 per core), got {threads}")
     return int(threads)
 
 
@@ -129,3 +138,31 @@ def as_rng(rng: Any, default: int = 42) -> np.random.Generator:
             raise ValueError(f"rng seed must be a non-negative integer, got {rng}")
         return np.random.default_rng(int(rng))
     raise TypeError(f"rng must be a numpy Generator, an int seed or None, got {type(rng).__name__}")
+
+
+# Seeds reach NumPy's SeedSequence and the Rust kernels as unsigned 64-bit integers.
+SEED_MAX = 2**64 - 1
+
+
+def int_arg(low: int | None = None, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type=`` for an integer in ``[low, high]``: anything else is a usage error (exit 2)
+    whose message argparse prefixes with the option's name."""
+    import argparse
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if (low is not None and v < low) or (high is not None and v > high):
+            lo = "-inf" if low is None else low
+            hi = "inf" if high is None else high
+            raise argparse.ArgumentTypeError(f"expected an integer in [{lo}, {hi}], got {v}")
+        return v
+
+    parse.__name__ = "integer"  # argparse names the type in some messages
+    return parse
+
+
+seed_arg = int_arg(0, SEED_MAX)
+"""argparse ``type=`` of ``--seed`` options: an integer in ``[0, 2**64 - 1]``."""

@@ -44,15 +44,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for register in _REGISTER:
         register(sub)
+    # A command group called without its sub-command (``latentatlas sae``) prints its own help.
+    for group in sub.choices.values():
+        if group._subparsers is not None:
+            group.set_defaults(func=_usage_error(group))
     return p
+
+
+def _usage_error(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    """A command's ``func`` when a sub-command is missing: the help on stderr, exit status 2 (usage error)."""
+
+    def show(_args: argparse.Namespace) -> int:
+        parser.print_help(sys.stderr)
+        return 2
+
+    return show
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
-        parser.print_help()
-        return 2
+        return _usage_error(parser)(args)
     try:
         return int(args.func(args) or 0)
     except (CLIError, ValueError, TypeError, KeyError, OSError, RuntimeError) as exc:

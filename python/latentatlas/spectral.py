@@ -283,7 +283,7 @@ def taumode_lambda(X: Any, L: Any, *, tau: Literal["median"] | float = "median")
     centroids with its own edge weighting; pass that L to compare numbers with the library.
     A Dask X gives a lazy Dask array (the extremes of the min-max are computed).
     """
-    X = chunked.as_rows(X, "X")
+    X = chunked.as_rows(X, "X", min_cols=2)  # a feature graph needs two features
     parts = _csr_parts(L, X.shape[1])
     if not (tau == "median" or (isinstance(tau, (int, float)) and not isinstance(tau, bool) and tau > 0)):
         raise ValueError(f"tau must be 'median' or a positive number, got {tau!r}")

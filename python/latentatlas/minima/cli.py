@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .._io import load_matrix
+from .._validate import seed_arg
 
 __all__ = ["load_labels", "load_matrix", "register"]
 
@@ -80,7 +81,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--quantile", type=float, default=0.10, help="minima = bottom quantile of each score (default: %(default)s)"
     )
-    p.add_argument("--seed", type=int, default=42, help="seed of the basin-hopping starts (default: %(default)s)")
+    p.add_argument("--seed", type=seed_arg, default=42, help="seed of the basin-hopping starts (default: %(default)s)")
     p.add_argument(
         "--notebook-compat",
         action="store_true",

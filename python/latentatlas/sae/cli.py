@@ -10,6 +10,8 @@ import argparse
 import json
 from typing import Any
 
+from .._validate import int_arg, seed_arg
+
 __all__ = ["register"]
 
 
@@ -17,11 +19,14 @@ def _load_npy(path: str, name: str) -> Any:
     import numpy as np
 
     try:
-        return np.load(path, mmap_mode="r")
+        arr = np.load(path, mmap_mode="r")
     except FileNotFoundError:
         raise FileNotFoundError(f"{name}: no such file {path!r}") from None
     except ValueError as exc:
         raise ValueError(f"{name}: {path!r} is not a .npy array ({exc})") from None
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: {path!r} must hold a 2-D array (rows × dimensions), got shape {arr.shape}")
+    return arr
 
 
 def _data(args: argparse.Namespace, need_queries: bool) -> dict[str, Any]:
@@ -73,7 +78,9 @@ def _data(args: argparse.Namespace, need_queries: bool) -> dict[str, Any]:
 def _train(args: argparse.Namespace) -> int:
     from .model import TopKSAE
 
-    data = _data(args, need_queries=False)
+    if args.use_queries and not (args.queries or args.dataset):
+        raise ValueError("--use-queries needs --queries FILE.npy (or --dataset)")
+    data = _data(args, need_queries=args.use_queries)
     D = data["D"]
     sae = TopKSAE(D.shape[1], args.latents, args.k, seed=args.seed)
     sae.fit(
@@ -186,10 +193,10 @@ def register(sub: Any) -> None:
     t = ss.add_parser("train", help="train a TopK SAE (MSE + retrieval KL) and save it")
     common(t)
     t.add_argument("--out", required=True, help="output directory (sae.safetensors + cfg.json)")
-    t.add_argument("--latents", type=int, default=2048)
-    t.add_argument("--k", type=int, default=32)
-    t.add_argument("--epochs", type=int, default=12)
-    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--latents", type=int_arg(1), default=2048)
+    t.add_argument("--k", type=int_arg(1), default=32)
+    t.add_argument("--epochs", type=int_arg(1), default=12)
+    t.add_argument("--batch-size", type=int_arg(1), default=128)
     t.add_argument("--lr", type=float, default=3e-3)
     t.add_argument("--neighbors", type=int, default=8)
     t.add_argument(
@@ -204,14 +211,14 @@ def register(sub: Any) -> None:
     t.add_argument(
         "--use-queries", action="store_true", help="anchor the KL term on --queries instead of the documents"
     )
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=seed_arg, default=0)
     t.set_defaults(func=_train)
 
     e = ss.add_parser("evaluate", help="original vs sparse-latent vs reconstructed retrieval (Table 1)")
     common(e)
     e.add_argument("--model", required=True, nargs="+", help="one or more SAE directories")
     e.add_argument("--qrels", help="JSON {qid: {docid: relevance}} with row numbers as ids")
-    e.add_argument("--top", type=int, default=10, help="cut-off k of MRR/P/R (default: %(default)s)")
+    e.add_argument("--top", type=int_arg(1), default=10, help="cut-off k of MRR/P/R (default: %(default)s)")
     e.set_defaults(func=_evaluate)
 
     x = ss.add_parser("explain", help="top documents and tf-idf keywords of latents")
@@ -220,18 +227,17 @@ def register(sub: Any) -> None:
     x.add_argument("--texts", help="document texts, one per line (with --docs)")
     x.add_argument("--latent", type=int, nargs="*", help="latent ids (default: one from head, torso, tail)")
     x.add_argument("--query", help="a text whose top latents to explain")
-    x.add_argument("--top", type=int, default=5)
+    x.add_argument("--top", type=int_arg(1), default=5, help="documents and keywords per latent (default: %(default)s)")
     x.set_defaults(func=_explain)
 
     s = ss.add_parser("steer", help="amplify a latent and compare rankings before/after")
     common(s)
     s.add_argument("--model", required=True)
     s.add_argument("--texts", help="document texts, one per line (with --docs)")
-    s.add_argument("--query-index", type=int, default=0)
+    s.add_argument("--query-index", type=int_arg(0), default=0)
     s.add_argument("--latent", type=int, required=True)
     s.add_argument("--amount", type=float, default=0.1)
     s.add_argument("--mode", choices=["additive", "multiplicative"], default="additive")
     s.add_argument("--side", choices=["query", "document"], default="query")
-    s.add_argument("--top", type=int, default=10)
+    s.add_argument("--top", type=int_arg(1), default=10, help="ranks compared (default: %(default)s)")
     s.set_defaults(func=_steer)
-    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])

@@ -98,6 +98,7 @@ def latent_search(
         return _latent_search_dask(Qcodes, Dcodes, k, n_latents, threads)
     if n_latents is None:
         n_latents = 1 + int(max(np.max(Qcodes[1], initial=-1), np.max(Dcodes[1], initial=-1), 0))
+    n_latents = check_int(n_latents, "n_latents", high=2**63 - 1)  # indices are int64
     dt = np.result_type(np.asarray(Qcodes[0]).dtype, np.asarray(Dcodes[0]).dtype, np.float32)
     dt = np.dtype(np.float32) if dt == np.float32 else np.dtype(np.float64)
     qv, qi = check_codes(*Qcodes, n_latents, dt, "Qcodes")
@@ -106,7 +107,7 @@ def latent_search(
         if not np.isfinite(v).all():
             raise ValueError(f"{name}: values contain NaN or infinity")
     k = check_int(k, "k", high=dv.shape[0])  # at most the documents
-    return _core.latent_search(qv, qi, dv, di, int(n_latents), k, threads=check_threads(threads))
+    return _core.latent_search(qv, qi, dv, di, n_latents, k, threads=check_threads(threads))
 
 
 def _latent_search_dask(Qcodes: Codes, Dcodes: Any, k: int, n_latents: int | None, threads: int | None) -> Any:

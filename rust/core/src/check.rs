@@ -4,7 +4,7 @@
 //! which input was wrong. They run before any kernel touches the data, so no index that comes from
 //! the user is ever used unchecked.
 
-use ndarray::ArrayView2;
+use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use crate::error::{argument, shape, CoreError, Result};
@@ -45,21 +45,30 @@ pub(crate) fn check_len<T>(v: &[T], len: usize, arg: &'static str) -> Result<()>
     Ok(())
 }
 
-/// Every latent index of a sparse code lies in `[0, n_latents)`.
-pub(crate) fn check_indices(
+/// A private copy of a sparse code's latent indices, every one checked to lie in `[0, n_latents)`.
+///
+/// The kernels run with the GIL released, so another Python thread may rewrite the caller's index
+/// array while they work. The check and every later use read this copy, never the caller's array,
+/// so a racing write can change which latents a call sees but can never send an index out of
+/// bounds (a panic) or past the check. The copy costs `rows × k` integers, far less than any
+/// kernel that uses it.
+pub(crate) fn checked_indices(
     idx: &ArrayView2<i64>,
     n_latents: usize,
     arg: &'static str,
-) -> Result<()> {
-    let bad = (0..idx.nrows())
-        .into_par_iter()
-        .find_first(|&r| idx.row(r).iter().any(|&j| j < 0 || j as usize >= n_latents));
+) -> Result<Array2<i64>> {
+    let own = idx.to_owned();
+    let bad = (0..own.nrows()).into_par_iter().find_first(|&r| {
+        own.row(r)
+            .iter()
+            .any(|&j| j < 0 || j as u64 >= n_latents as u64)
+    });
     match bad {
         Some(r) => Err(argument(
             arg,
             format!("row {r} holds a latent index outside [0, {n_latents})"),
         )),
-        None => Ok(()),
+        None => Ok(own),
     }
 }
 
@@ -86,7 +95,7 @@ pub(crate) fn check_values<T: Real>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{array, Array2};
+    use ndarray::array;
 
     #[test]
     fn finite_checks_name_argument_and_row() {
@@ -115,14 +124,14 @@ mod tests {
     #[test]
     fn index_and_value_checks() {
         let idx = array![[0i64, 3], [2, 1]];
-        assert!(check_indices(&idx.view(), 4, "indices").is_ok());
-        let e = check_indices(&idx.view(), 3, "indices").unwrap_err();
+        assert_eq!(checked_indices(&idx.view(), 4, "indices").unwrap(), idx);
+        let e = checked_indices(&idx.view(), 3, "indices").unwrap_err();
         assert_eq!(
             e.to_string(),
             "indices: row 0 holds a latent index outside [0, 3)"
         );
         let neg = array![[0i64, -1]];
-        assert!(check_indices(&neg.view(), 3, "indices").is_err());
+        assert!(checked_indices(&neg.view(), 3, "indices").is_err());
         let vals = array![[1.0f64, 2.0]];
         assert!(matches!(
             check_values(&vals.view(), &idx.view(), "values", "indices"),

@@ -33,3 +33,60 @@ pub(crate) fn argument(arg: &'static str, msg: impl Into<String>) -> CoreError {
         msg: msg.into(),
     }
 }
+
+/// A vector of `dims.iter().product()` copies of `fill`, or an error naming `arg` when the size
+/// overflows `usize` or the memory cannot be reserved.
+///
+/// Every output whose size comes from the caller (a count such as `n_latents`, or a product of
+/// sizes such as `rows × k`) is allocated here, so an absurd size is a clear error instead of an
+/// allocation abort (which would kill the interpreter) or a `capacity overflow` panic.
+pub(crate) fn buffer<T: Clone>(dims: &[usize], fill: T, arg: &'static str) -> Result<Vec<T>> {
+    let too_big = || {
+        argument(
+            arg,
+            format!(
+                "an output of shape {dims:?} ({} bytes per element) cannot be allocated",
+                std::mem::size_of::<T>()
+            ),
+        )
+    };
+    let len = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&len| {
+            len.checked_mul(std::mem::size_of::<T>())
+                .is_some_and(|b| b <= isize::MAX as usize)
+        })
+        .ok_or_else(too_big)?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| too_big())?;
+    v.resize(len, fill);
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absurd_buffers_are_errors_not_aborts() {
+        assert_eq!(buffer(&[2, 3], 0u8, "x").unwrap(), vec![0u8; 6]);
+        for dims in [
+            &[usize::MAX, 2][..],
+            &[1 << 62, 8],
+            &[1_000_000_000_000, 1_000_000],
+        ] {
+            let e = buffer(dims, 0.0f64, "n_latents").unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    CoreError::Argument {
+                        arg: "n_latents",
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+        }
+    }
+}

@@ -9,7 +9,7 @@ use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
 
 use crate::check::{check_finite, check_finite_slice, check_len};
-use crate::error::{argument, shape, Result};
+use crate::error::{argument, buffer, shape, Result};
 use crate::real::Real;
 use crate::tile::gemm_nt;
 use crate::topk::TopK;
@@ -103,8 +103,8 @@ pub fn gemm_topk<T: Real>(
     }
     check_finite(&a, names.a)?;
 
-    let mut vals = vec![T::ZERO; m * k];
-    let mut idx = vec![0i64; m * k];
+    let mut vals = buffer(&[m, k], T::ZERO, "k")?;
+    let mut idx = buffer(&[m, k], 0i64, "k")?;
     vals.par_chunks_mut(ROW_BLOCK * k)
         .zip(idx.par_chunks_mut(ROW_BLOCK * k))
         .enumerate()

@@ -36,6 +36,15 @@ fn gram_strip<T: Real>(c: &ArrayView2<T>, a0: usize, a1: usize) -> Vec<T> {
 /// GEMM speed while the rounding error grows with the chunk length, not with N.
 /// Fails on the first chunk holding NaN/inf, naming the row.
 pub fn gram<T: Real>(x: ArrayView2<T>, chunk_rows: usize) -> Result<Array2<f64>> {
+    gram_scaled(x, chunk_rows, None)
+}
+
+/// [`gram`] of `X · diag(scale)` (each chunk scaled as it streams by, when `scale` is given).
+fn gram_scaled<T: Real>(
+    x: ArrayView2<T>,
+    chunk_rows: usize,
+    scale: Option<&[f64]>,
+) -> Result<Array2<f64>> {
     let (n, f) = x.dim();
     if chunk_rows == 0 {
         return Err(argument("chunk_rows", "expected a positive number of rows"));
@@ -50,6 +59,16 @@ pub fn gram<T: Real>(x: ArrayView2<T>, chunk_rows: usize) -> Result<Array2<f64>>
         if let Some(row) = first_nonfinite_row(&c, start) {
             return Err(CoreError::NonFinite { arg: "X", row });
         }
+        let scaled;
+        let c = match scale {
+            Some(sc) => {
+                scaled = Array2::from_shape_fn(c.dim(), |(i, j)| {
+                    T::from_f64(c[[i, j]].to_f64() * sc[j])
+                });
+                scaled.view()
+            }
+            None => c,
+        };
         let parts: Vec<Vec<T>> = strips
             .par_iter()
             .map(|&(a0, a1)| gram_strip(&c, a0, a1))
@@ -72,6 +91,29 @@ pub fn gram<T: Real>(x: ArrayView2<T>, chunk_rows: usize) -> Result<Array2<f64>>
         }
     }
     Ok(g)
+}
+
+/// Per column of `x`, the power of two `2^-e` with `max |x[:, j]| · 2^-e` in `[0.5, 1)` (1 for a
+/// column whose values are all below 1 in magnitude).
+fn column_scales<T: Real>(x: &ArrayView2<T>) -> Vec<f64> {
+    let mut top = vec![0.0f64; x.ncols()];
+    for row in x.rows() {
+        for (t, v) in top.iter_mut().zip(row) {
+            *t = t.max(v.to_f64().abs());
+        }
+    }
+    top.iter()
+        .map(|&m| {
+            if m < 1.0 {
+                1.0
+            } else {
+                // m = mant · 2^e with mant in [0.5, 1): 2^-e brings m into [0.5, 1).
+                // Capped at 2^-1022 (the smallest normal power; still leaves max |x| < 4).
+                let e = (m.log2().floor() as i32 + 1).min(1022);
+                2f64.powi(-e)
+            }
+        })
+        .collect()
 }
 
 /// Cosine similarity between feature columns and each feature's top-k neighbours (self excluded).
@@ -100,7 +142,19 @@ pub fn feature_topk<T: Real>(
             format!("expected 1 <= k < n_features = {f}, got k = {k}"),
         ));
     }
-    let g = gram(x, chunk_rows)?;
+    let mut g = gram(x, chunk_rows)?;
+    if g.iter().any(|v| !v.is_finite()) {
+        // Squares of huge values overflowed (f64 near 1e154, or f32 near 1e19 in the f32 tiles).
+        // Cosines do not change when a column is scaled, so scale each column by a power of two
+        // (exact) that brings its largest value below 1, and build the Gram again.
+        g = gram_scaled(x, chunk_rows, Some(&column_scales(&x)))?;
+        if g.iter().any(|v| !v.is_finite()) {
+            return Err(argument(
+                "X",
+                "its Gram matrix overflows even after scaling each column",
+            ));
+        }
+    }
     let norms: Vec<f64> = (0..f).map(|i| g[[i, i]].sqrt()).collect();
     let mut idx = vec![0i64; f * k];
     let mut vals = vec![0.0f64; f * k];
@@ -153,6 +207,28 @@ mod tests {
         let got = gram(x.slice(s![..;3, ..;2]), 50).unwrap();
         let want = naive_gram(&strided);
         assert!((&got - &want).mapv(f64::abs).fold(0.0f64, |a, &b| a.max(b)) < 1e-10);
+    }
+
+    #[test]
+    fn feature_topk_survives_overflowing_squares() {
+        let x = pseudo(300, 5, 4);
+        let want = feature_topk(x.view(), 3, 64).unwrap();
+        // Columns scaled to the edge of the float range: same cosines, never NaN/inf.
+        let scales = [1e160, f64::MAX / 4.0, 1.0, 3e155, 1e-3];
+        let big = Array2::from_shape_fn(x.dim(), |(i, j)| x[[i, j]] * scales[j]);
+        let got = feature_topk(big.view(), 3, 64).unwrap();
+        assert_eq!(got.1, want.1);
+        let err = (&got.0 - &want.0)
+            .mapv(f64::abs)
+            .fold(0.0f64, |a, &b| a.max(b));
+        assert!(err < 1e-12, "{err}");
+        let big32 = Array2::from_shape_fn(x.dim(), |(i, j)| {
+            (x[[i, j]] * [1e20, 1.0, 3e37, 1.0, 1.0][j]) as f32
+        });
+        let got32 = feature_topk(big32.view(), 3, 64).unwrap();
+        assert!(got32.0.iter().all(|v| v.is_finite()));
+        let x32 = x.mapv(|v| v as f32);
+        assert_eq!(got32.1, feature_topk(x32.view(), 3, 64).unwrap().1);
     }
 
     #[test]

@@ -42,5 +42,5 @@ pub use sae::{sae_encode, sae_encode_threshold, Csr};
 pub use search::latent_search;
 pub use simd::{simd_path, simd_warning, SimdPath};
 pub use sparse::{sparse_decode, sparse_gather_dot, sparse_scatter_rows, Accum};
-pub use threads::{global_threads, with_threads};
+pub use threads::{global_threads, max_threads, with_threads, MAX_THREADS_PER_CORE};
 pub use topk::TopK;

@@ -3,8 +3,8 @@
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-use crate::check::{check_indices, check_values};
-use crate::error::{argument, Result};
+use crate::check::{check_values, checked_indices};
+use crate::error::{argument, buffer, Result};
 use crate::real::Real;
 use crate::sparse::{postings, ROWS_PER_TASK};
 use crate::topk::TopK;
@@ -24,9 +24,9 @@ pub fn latent_search<T: Real>(
     k: usize,
 ) -> Result<(Array2<T>, Array2<i64>)> {
     check_values(&q_vals, &q_idx, "query_values", "query_indices")?;
-    check_indices(&q_idx, n_latents, "query_indices")?;
+    let q_idx = checked_indices(&q_idx, n_latents, "query_indices")?;
     check_values(&d_vals, &d_idx, "doc_values", "doc_indices")?;
-    check_indices(&d_idx, n_latents, "doc_indices")?;
+    let d_idx = checked_indices(&d_idx, n_latents, "doc_indices")?;
     let n_docs = d_vals.nrows();
     if k < 1 || k > n_docs {
         return Err(argument(
@@ -37,14 +37,14 @@ pub fn latent_search<T: Real>(
     if n_docs > u32::MAX as usize || d_vals.ncols() > u32::MAX as usize {
         return Err(argument("doc_values", "too many documents for one index"));
     }
-    let post = postings(&d_idx, n_latents, |i, t| d_vals[[i, t]] != T::ZERO);
+    let post = postings(&d_idx.view(), |i, t| d_vals[[i, t]] != T::ZERO)?;
     let pvals: Vec<f64> = (0..post.rows.len())
         .map(|p| d_vals[[post.rows[p] as usize, post.slots[p] as usize]].to_f64())
         .collect();
     let nq = q_vals.nrows();
     let kq = q_vals.ncols();
-    let mut vals = vec![T::ZERO; nq * k];
-    let mut ids = vec![0i64; nq * k];
+    let mut vals = buffer(&[nq, k], T::ZERO, "k")?;
+    let mut ids = buffer(&[nq, k], 0i64, "k")?;
     vals.par_chunks_mut(ROWS_PER_TASK * k)
         .zip(ids.par_chunks_mut(ROWS_PER_TASK * k))
         .enumerate()
@@ -62,7 +62,7 @@ pub fn latent_search<T: Real>(
                         continue;
                     }
                     let j = q_idx[[i, t]] as usize;
-                    for p in post.ptr[j]..post.ptr[j + 1] {
+                    for p in post.range(j) {
                         let doc = post.rows[p] as usize;
                         if !seen[doc] {
                             seen[doc] = true;

@@ -9,8 +9,8 @@
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-use crate::check::{check_indices, check_len, check_values};
-use crate::error::{argument, shape, Result};
+use crate::check::{check_len, check_values, checked_indices};
+use crate::error::{argument, buffer, shape, Result};
 use crate::real::Real;
 use crate::simd::{simd_dispatch, simd_path, SimdPath};
 
@@ -111,7 +111,8 @@ pub(crate) fn sparse_decode_on<T: Accum>(
 ) -> Result<Array2<T>> {
     let (n, d) = w.dim();
     check_values(&vals, &idx, "values", "indices")?;
-    check_indices(&idx, n, "indices")?;
+    let idx = checked_indices(&idx, n, "indices")?;
+    let idx = idx.view();
     if let Some(b) = bias {
         check_len(b, d, "bias")?;
     }
@@ -119,7 +120,7 @@ pub(crate) fn sparse_decode_on<T: Accum>(
         return Err(argument("W", "more than 2^32 latents are not supported"));
     }
     let rows = vals.nrows();
-    let mut out = vec![T::ZERO; rows * d];
+    let mut out = buffer(&[rows, d], T::ZERO, "values")?;
     if d == 0 {
         return Ok(Array2::from_shape_vec((rows, d), out).expect("empty"));
     }
@@ -183,9 +184,9 @@ pub fn sparse_gather_dot<T: Real>(
             ),
         ));
     }
-    check_indices(&idx, n, "indices")?;
+    let idx = checked_indices(&idx, n, "indices")?;
     let (rows, k) = idx.dim();
-    let mut out = vec![T::ZERO; rows * k];
+    let mut out = buffer(&[rows, k], T::ZERO, "indices")?;
     if k == 0 {
         return Ok(Array2::from_shape_vec((rows, k), out).expect("empty"));
     }
@@ -207,52 +208,65 @@ pub fn sparse_gather_dot<T: Real>(
     Ok(Array2::from_shape_vec((rows, k), out).expect("rows*k buffer"))
 }
 
-/// Postings of a sparse code grouped by latent: for latent j, `entries[ptr[j]..ptr[j+1]]` are the
+/// Postings of a sparse code grouped by latent: for latent j, `entries[range(j)]` are the
 /// `(row, slot)` pairs with `indices[row, slot] == j`, in row-major order (a counting sort, so the
 /// order is fixed and the summation order of every consumer is too).
 pub(crate) struct Postings {
-    pub ptr: Vec<usize>,
+    /// Offsets for the latents `0..ptr.len() - 1`: those up to the largest one used (so the
+    /// index costs memory for the latents that occur, never for a huge `n_latents`).
+    ptr: Vec<usize>,
     pub rows: Vec<u32>,
     pub slots: Vec<u32>,
 }
 
-/// Build [`Postings`] of the pairs `keep(row, slot)` accepts. The indices must have been checked
-/// to lie in `[0, n_latents)` and there must be fewer than 2^32 rows and slots.
+impl Postings {
+    /// Positions of latent `j`'s pairs in `rows` / `slots` (empty for a latent that never occurs).
+    pub fn range(&self, j: usize) -> std::ops::Range<usize> {
+        if j + 1 < self.ptr.len() {
+            self.ptr[j]..self.ptr[j + 1]
+        } else {
+            0..0
+        }
+    }
+}
+
+/// Build [`Postings`] of the pairs `keep(row, slot)` accepts. `idx` must come from
+/// [`checked_indices`] (a private, checked copy) and have fewer than 2^32 rows and slots; `keep`
+/// is asked once per pair, so a caller's array changing meanwhile cannot unbalance the counts.
 pub(crate) fn postings(
     idx: &ArrayView2<i64>,
-    n_latents: usize,
     keep: impl Fn(usize, usize) -> bool,
-) -> Postings {
+) -> Result<Postings> {
     let (rows, k) = idx.dim();
-    let mut ptr = vec![0usize; n_latents + 1];
-    for i in 0..rows {
-        for t in 0..k {
-            if keep(i, t) {
-                ptr[idx[[i, t]] as usize + 1] += 1;
-            }
-        }
+    let kept: Vec<bool> = (0..rows * k).map(|p| keep(p / k, p % k)).collect();
+    let used = idx
+        .iter()
+        .zip(&kept)
+        .filter(|(_, &kp)| kp)
+        .map(|(&j, _)| j as usize + 1)
+        .max()
+        .unwrap_or(0);
+    let mut ptr = buffer(&[used + 1], 0usize, "indices")?;
+    for (&j, _) in idx.iter().zip(&kept).filter(|(_, &kp)| kp) {
+        ptr[j as usize + 1] += 1;
     }
-    for j in 0..n_latents {
+    for j in 0..used {
         ptr[j + 1] += ptr[j];
     }
-    let total = ptr[n_latents];
+    let total = ptr[used];
     let mut fill = ptr.clone();
     let (mut prow, mut pslot) = (vec![0u32; total], vec![0u32; total]);
-    for i in 0..rows {
-        for t in 0..k {
-            if keep(i, t) {
-                let j = idx[[i, t]] as usize;
-                prow[fill[j]] = i as u32;
-                pslot[fill[j]] = t as u32;
-                fill[j] += 1;
-            }
-        }
+    for (p, (&j, _)) in idx.iter().zip(&kept).enumerate().filter(|(_, (_, &kp))| kp) {
+        let j = j as usize;
+        prow[fill[j]] = (p / k) as u32;
+        pslot[fill[j]] = (p % k) as u32;
+        fill[j] += 1;
     }
-    Postings {
+    Ok(Postings {
         ptr,
         rows: prow,
         slots: pslot,
-    }
+    })
 }
 
 /// Scatter-add of rows: `out[j] = Σ_{(i,t): indices[i,t]=j} coef[i,t] · X[i]` (`n_latents × d`)
@@ -268,7 +282,7 @@ pub fn sparse_scatter_rows<T: Real>(
     n_latents: usize,
 ) -> Result<(Array2<T>, Vec<T>)> {
     check_values(&coef, &idx, "coef", "indices")?;
-    check_indices(&idx, n_latents, "indices")?;
+    let idx = checked_indices(&idx, n_latents, "indices")?;
     if x.nrows() != coef.nrows() {
         return Err(shape(
             "X",
@@ -285,9 +299,9 @@ pub fn sparse_scatter_rows<T: Real>(
     let d = x.ncols();
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout is contiguous");
-    let post = postings(&idx, n_latents, |i, t| coef[[i, t]] != T::ZERO);
-    let mut out = vec![T::ZERO; n_latents * d];
-    let mut sums = vec![T::ZERO; n_latents];
+    let post = postings(&idx.view(), |i, t| coef[[i, t]] != T::ZERO)?;
+    let mut out = buffer(&[n_latents, d], T::ZERO, "n_latents")?;
+    let mut sums = buffer(&[n_latents], T::ZERO, "n_latents")?;
     if d > 0 {
         out.par_chunks_mut(LATENTS_PER_TASK * d)
             .zip(sums.par_chunks_mut(LATENTS_PER_TASK))
@@ -296,13 +310,13 @@ pub fn sparse_scatter_rows<T: Real>(
                 let mut acc = vec![0.0f64; d];
                 for (r, orow) in chunk.chunks_mut(d).enumerate() {
                     let j = blk * LATENTS_PER_TASK + r;
-                    let (a, b) = (post.ptr[j], post.ptr[j + 1]);
-                    if a == b {
+                    let span = post.range(j);
+                    if span.is_empty() {
                         continue;
                     }
                     acc.iter_mut().for_each(|v| *v = 0.0);
                     let mut s = 0.0f64;
-                    for p in a..b {
+                    for p in span {
                         let (i, t) = (post.rows[p] as usize, post.slots[p] as usize);
                         let c = coef[[i, t]].to_f64();
                         s += c;
@@ -319,7 +333,8 @@ pub fn sparse_scatter_rows<T: Real>(
             });
     } else {
         for j in 0..n_latents {
-            let s: f64 = (post.ptr[j]..post.ptr[j + 1])
+            let s: f64 = post
+                .range(j)
                 .map(|p| coef[[post.rows[p] as usize, post.slots[p] as usize]].to_f64())
                 .sum();
             sums[j] = T::from_f64(s);
@@ -414,9 +429,23 @@ mod tests {
             sparse_gather_dot(g.view(), bad.view(), w.view()),
             Err(CoreError::Argument { arg: "indices", .. })
         ));
+        // Absurd latent counts: a clear error (scatter's output cannot exist) or no cost at all
+        // (the index only spans the latents that occur), never an abort or a panic.
+        let ok = Array2::<i64>::zeros((2, 2));
+        for n in [1usize << 40, 1 << 62, usize::MAX] {
+            assert!(matches!(
+                sparse_scatter_rows(v0.view(), ok.view(), g.view(), n),
+                Err(CoreError::Argument {
+                    arg: "n_latents",
+                    ..
+                })
+            ));
+            let (s, ids) =
+                crate::latent_search(v0.view(), ok.view(), v0.view(), ok.view(), n, 2).unwrap();
+            assert_eq!((s.dim(), ids.dim()), ((2, 2), (2, 2)));
+        }
         let mut vn = v0.clone();
         vn[[1, 0]] = f64::NAN;
-        let ok = Array2::<i64>::zeros((2, 2));
         assert_eq!(
             sparse_scatter_rows(vn.view(), ok.view(), g.view(), 4).unwrap_err(),
             CoreError::NonFinite {

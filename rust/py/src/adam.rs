@@ -1,7 +1,7 @@
 //! Binding of the fused Adam step (in place on NumPy arrays).
 
 use latentatlas_core as core;
-use numpy::{PyArrayDyn, PyArrayMethods, PyReadwriteArrayDyn};
+use numpy::{PyArrayDyn, PyArrayMethods, PyReadwriteArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -51,11 +51,32 @@ fn adam_t<T: Float>(
     o: core::AdamOptions,
     threads: Option<usize>,
 ) -> PyResult<()> {
-    let contiguous = |_| PyValueError::new_err("param, grad, m and v must be C-contiguous arrays");
     let g = grad
         .cast::<PyArrayDyn<T>>()
         .map_err(|_| dtype_mismatch(WHAT))?
         .readonly();
+    // The update walks the four arrays as flat buffers, so they must agree element by element:
+    // one shape and C order each (a Fortran-ordered param with a C-ordered grad would pair the
+    // wrong elements without any error).
+    let shape = p.shape().to_vec();
+    for (name, s, c) in [
+        ("grad", g.shape(), g.is_c_contiguous()),
+        ("m", m.shape(), m.is_c_contiguous()),
+        ("v", v.shape(), v.is_c_contiguous()),
+        ("param", &shape[..], p.is_c_contiguous()),
+    ] {
+        if s != &shape[..] {
+            return Err(PyValueError::new_err(format!(
+                "{name}: expected the shape of param {shape:?}, got {s:?}"
+            )));
+        }
+        if !c {
+            return Err(PyValueError::new_err(format!(
+                "{name}: expected a C-contiguous array ({WHAT} must all be C-contiguous)"
+            )));
+        }
+    }
+    let contiguous = |_| PyValueError::new_err("param, grad, m and v must be C-contiguous arrays");
     let gs = g.as_slice().map_err(contiguous)?;
     let ps = p.as_slice_mut().map_err(contiguous)?;
     let (ms, vs) = (

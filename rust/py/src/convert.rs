@@ -144,10 +144,31 @@ pub(crate) fn err(e: core::CoreError) -> PyErr {
 
 /// Run a core kernel: release the GIL, run `f` on `threads` workers (None: rayon's global pool)
 /// and map its error to a Python exception.
+///
+/// The kernels report every bad input as a `CoreError`; a panic would be a bug. Should one happen
+/// anyway, it is caught here and raised as a RuntimeError that says so, never as pyo3's
+/// `PanicException` (which derives from BaseException and escapes `except Exception`).
 pub(crate) fn run<T: Send>(
     py: Python<'_>,
     threads: Option<usize>,
     f: impl FnOnce() -> core::Result<T> + Send,
 ) -> PyResult<T> {
-    py.detach(|| core::with_threads(threads, f)).map_err(err)
+    let caught = py.detach(|| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            core::with_threads(threads, f)
+        }))
+    });
+    match caught {
+        Ok(result) => result.map_err(err),
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(PyRuntimeError::new_err(format!(
+                "internal error in latentatlas._core (a bug; please report it): {msg}"
+            )))
+        }
+    }
 }

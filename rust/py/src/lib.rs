@@ -25,6 +25,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("GRAM_CHUNK_ROWS", core::GRAM_CHUNK_ROWS)?;
     m.add("SIMD_ENV", core::simd::SIMD_ENV)?;
+    m.add("MAX_THREADS", core::max_threads())?;
     m.add_function(wrap_pyfunction!(spectral::gram, m)?)?;
     m.add_function(wrap_pyfunction!(spectral::feature_topk, m)?)?;
     m.add_function(wrap_pyfunction!(spectral::rayleigh_energy, m)?)?;
