@@ -177,7 +177,7 @@ def test_demo_chapter_renders(tmp_path, monkeypatch):
     )
     sections = sae_report.demo_chapter(tmp_path, verbose=False)
     assert len(sections) == 3 and "Sparse Latent (K=4)" in sections[0][1]
-    assert (tmp_path / "sae_rotten_tomatoes" / "sae.safetensors").is_file()
+    assert (tmp_path / "sae_rotten_tomatoes" / "cfg.json").is_file()
     path = write_report(tmp_path / "sae.html", "sae chapter", sections)
     page = check_html(path, min_plots=2)
     assert page.n_plots == 2 and not page.js_errors

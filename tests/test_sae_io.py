@@ -35,7 +35,12 @@ def test_round_trip(tmp_path):
     sae = TopKSAE.from_arrays(*W, 3, subtract_decoder_bias=False)
     sae.history_ = [{"epoch": 0, "loss": 1.5}]
     sae.save(tmp_path / "m")
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["cfg.json", "sae.safetensors"]
+    cfg = json.loads((tmp_path / "m" / "cfg.json").read_text())
+    assert cfg["weights"].startswith("sae-") and cfg["weights"].endswith(".safetensors")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir() if not p.name.startswith(".")) == [
+        "cfg.json",
+        cfg["weights"],
+    ]
     back = TopKSAE.load(tmp_path / "m")
     _same(back, *W, 3)
     assert back.subtract_decoder_bias is False and back.history_ == sae.history_
@@ -150,8 +155,10 @@ def test_failed_save_keeps_previous_model(tmp_path, monkeypatch):
         bad.save(tmp_path / "m")
     _same(load(tmp_path / "m"), *W1, 3)
     assert not [p for p in (tmp_path / "m").iterdir() if p.name.endswith(".tmp")]
-    # weights replaced but config not (a crash between the two renames) is detected
+    # weights that do not match the config's hash (edited by hand, corrupted) are detected
     TopKSAE.from_arrays(*W2, 3).save(tmp_path / "other")
-    (tmp_path / "m" / "sae.safetensors").write_bytes((tmp_path / "other" / "sae.safetensors").read_bytes())
+    mine = json.loads((tmp_path / "m" / "cfg.json").read_text())["weights"]
+    theirs = json.loads((tmp_path / "other" / "cfg.json").read_text())["weights"]
+    (tmp_path / "m" / mine).write_bytes((tmp_path / "other" / theirs).read_bytes())
     with pytest.raises(ValueError, match="sha256"):
         load(tmp_path / "m")

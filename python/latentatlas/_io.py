@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,12 +37,18 @@ def write_staged(path: str | os.PathLike[str], data: bytes) -> Path:
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it into place."""
+    """Write ``data`` to a temporary file beside ``path``, fsync it, rename it into place, fsync the folder.
+
+    A reader sees the old file or the new one, never a mix, and after return the new one survives a
+    power cut. A process killed meanwhile leaves at most a ``.NAME.*.tmp`` file beside ``path``
+    (:func:`remove_temp_files` clears them).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = write_staged(path, data)
     try:
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -49,6 +57,65 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def fsync_dir(directory: str | os.PathLike[str]) -> None:
+    """Make the renames and deletions inside ``directory`` durable (no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def locked(directory: str | os.PathLike[str], *, wait: bool = True) -> Iterator[bool]:
+    """Hold the exclusive writer lock of ``directory`` (``flock`` on ``directory/.lock``) for the block.
+
+    Writers of a multi-file artefact take it so that two processes saving into one folder run one
+    after the other. Yields True when the lock is held; False when ``wait`` is False and another
+    process holds it, or when the folder is read-only (nobody can be writing there then).
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no advisory locks; writers are not serialised
+        yield True
+        return
+    try:
+        fd = os.open(Path(directory) / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def remove_temp_files(directory: str | os.PathLike[str]) -> list[Path]:
+    """Delete the ``.NAME.*.tmp`` files that :func:`atomic_write_bytes` calls of killed writers left behind.
+
+    Call it only while holding :func:`locked` on ``directory``: a live writer's temporary file looks
+    the same.
+    """
+    gone = []
+    for p in Path(directory).glob(".*.tmp"):
+        try:
+            p.unlink()
+            gone.append(p)
+        except FileNotFoundError:
+            pass
+    return gone
 
 
 def package_file(package: str, pip_name: str, *parts: str) -> Path:

@@ -192,7 +192,7 @@ def register(sub: Any) -> None:
 
     t = ss.add_parser("train", help="train a TopK SAE (MSE + retrieval KL) and save it")
     common(t)
-    t.add_argument("--out", required=True, help="output directory (sae.safetensors + cfg.json)")
+    t.add_argument("--out", required=True, help="output directory (cfg.json + the weights file it names)")
     t.add_argument("--latents", type=int_arg(1), default=2048)
     t.add_argument("--k", type=int_arg(1), default=32)
     t.add_argument("--epochs", type=int_arg(1), default=12)

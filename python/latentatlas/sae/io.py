@@ -5,8 +5,9 @@
 =======================  ===============================  ==============================================
 format                   files                            tensors (shapes) → model
 =======================  ===============================  ==============================================
-latentatlas              ``cfg.json`` + ``sae.safetensors``  W_enc [n,d], b_enc [n], W_dec [n,d], b_dec [d];
-                                                          ``format = "latentatlas.topk-sae"`` → TopKSAE
+latentatlas              ``cfg.json`` + the file its      W_enc [n,d], b_enc [n], W_dec [n,d], b_dec [d];
+                         ``weights`` names                ``format = "latentatlas.topk-sae"`` → TopKSAE
+                         (``sae-<sha256>.safetensors``)
 SAELens (v6 and older)   ``cfg.json`` +                   W_enc [d,n] (transposed on load), W_dec [n,d],
                          ``sae_weights.safetensors``      b_enc [n], b_dec [d], threshold [n] (jumprelu);
                          (optional ``sparsity.safetensors``)  ``architecture`` topk → TopKSAE (``k``);
@@ -41,7 +42,16 @@ from typing import Any
 
 import numpy as np
 
-from .._io import atomic_write_bytes, atomic_write_text, read_safetensors
+from .._io import (
+    atomic_write_bytes,
+    atomic_write_text,
+    fsync_dir,
+    inside,
+    locked,
+    read_safetensors,
+    remove_temp_files,
+    safe_name,
+)
 from .._validate import check_choice
 from .model import TopKSAE
 from .threshold import ThresholdSAE
@@ -67,9 +77,17 @@ def save(
 ) -> Path:
     """Write ``sae`` into directory ``path`` in ``format`` "latentatlas" or "saelens".
 
-    Files are serialised in memory first and written through temp files + rename, ``cfg.json``
-    last, so a failed save leaves the previous files readable. ``metadata`` (SAELens's
-    ``model_name``, ``hook_name``, ...) is merged over ``sae.metadata``.
+    Files are serialised in memory first and written through temp files + fsync + rename (+ fsync of
+    the folder), ``cfg.json`` last, under a per-folder writer lock (``path/.lock``), so concurrent
+    writers run one after the other. ``metadata`` (SAELens's ``model_name``, ``hook_name``, ...) is
+    merged over ``sae.metadata``.
+
+    ``format="latentatlas"`` is crash-consistent as a whole: the weights go to a new file named by
+    their hash, then ``cfg.json`` (which names it) is replaced: that one rename switches from the old
+    model to the new, and only then are the old weights deleted. A process killed at any point
+    leaves ``path`` loading as the complete old or the complete new model; its leftovers (temp
+    files, unreferenced weights) are removed by the next save or load. (``"saelens"`` has fixed file
+    names, so a kill between its two files can pair new weights with the old config.)
     """
     check_choice(format, "format", ("latentatlas", "saelens"))
     if not isinstance(sae, (TopKSAE, ThresholdSAE)):
@@ -88,6 +106,8 @@ def save(
         raise ValueError("format='latentatlas' holds TopK SAEs; save a ThresholdSAE with format='saelens'")
     else:
         data = write_safetensors({n: getattr(sae, n) for n in names})
+        sha = hashlib.sha256(data).hexdigest()
+        weights = f"sae-{sha[:16]}.safetensors"
         cfg = {
             "format": FORMAT,
             "version": 1,
@@ -96,16 +116,65 @@ def save(
             "k": sae.k,
             "subtract_decoder_bias": sae.subtract_decoder_bias,
             "dtype": sae.dtype.name,
-            "weights": "sae.safetensors",
-            "sha256": hashlib.sha256(data).hexdigest(),
+            "weights": weights,  # the one weights file that belongs to this config
+            "sha256": sha,
             "history": [{k: v for k, v in h.items()} for h in sae.history_],
         }
-        weights = "sae.safetensors"
     text = json.dumps(cfg, indent=2)
     path.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path / weights, data)
-    atomic_write_text(path / "cfg.json", text)
+    with locked(path):
+        atomic_write_bytes(path / weights, data)
+        atomic_write_text(path / "cfg.json", text)  # the switch
+        _remove_leftovers(path, weights if format == "latentatlas" else None)
     return path
+
+
+def _remove_leftovers(path: Path, keep: str | None) -> None:
+    """Under the lock: temp files of killed writers and (``keep`` given) the latentatlas weights files
+    that ``cfg.json`` no longer names."""
+    remove_temp_files(path)
+    if keep is not None:
+        for p in [*path.glob("sae-*.safetensors"), path / "sae.safetensors"]:
+            if p.name != keep and p.is_file():
+                p.unlink(missing_ok=True)
+    fsync_dir(path)
+
+
+def _weights_name(cfg: dict[str, Any], cfg_file: Path) -> str:
+    """The weights file a latentatlas ``cfg.json`` names (a plain file name in the same folder)."""
+    return safe_name(cfg.get("weights", "sae.safetensors"), f"{cfg_file}: weights")
+
+
+def _load_own(path: Path, cfg_file: Path, cfg: dict[str, Any]) -> TopKSAE:
+    """latentatlas's format. A save may switch ``cfg.json`` and delete the weights it named while we
+    read: the weights then vanish under us, and reading ``cfg.json`` again finds the new ones."""
+    for attempt in range(8):
+        file = path / _weights_name(cfg, cfg_file)
+        try:
+            raw = file.read_bytes()
+            if cfg.get("sha256") not in (None, hashlib.sha256(raw).hexdigest()):
+                raise ValueError(f"{file}: weights do not match {cfg_file} (sha256 differs)")
+            t = read_safetensors(file)
+            break
+        except FileNotFoundError:
+            fresh = _read_json(cfg_file)
+            if attempt == 7 or fresh == cfg:
+                raise FileNotFoundError(f"{file}: missing weights named by {cfg_file}") from None
+            cfg = fresh
+    sae = TopKSAE.from_arrays(
+        _need(t, "W_enc", file),
+        _need(t, "b_enc", file),
+        _need(t, "W_dec", file),
+        _need(t, "b_dec", file),
+        _cfg_k(cfg, cfg_file),
+        subtract_decoder_bias=bool(cfg.get("subtract_decoder_bias", True)),
+    )
+    history = cfg.get("history", [])
+    sae.history_ = list(history) if isinstance(history, list) else []
+    with locked(path, wait=False) as held:  # tidy up after killed saves, unless a writer is busy
+        if held:
+            _remove_leftovers(path, _weights_name(_read_json(cfg_file), cfg_file))
+    return sae
 
 
 def _saelens_files(sae: TopKSAE | ThresholdSAE, metadata: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
@@ -294,9 +363,7 @@ def load(path: str | os.PathLike[str], *, hookpoint: str | None = None) -> TopKS
     """
     path = Path(path)
     if hookpoint is not None:
-        from .._io import inside
-
-        path = inside(path, hookpoint)
+        path = inside(path, hookpoint)  # a sub-directory, never a way out of ``path``
     if path.is_file():
         if path.suffix == ".npz":
             return _load_gemma_scope(path)
@@ -318,26 +385,14 @@ def load(path: str | os.PathLike[str], *, hookpoint: str | None = None) -> TopKS
         hint = f"; sub-directories with one: {subs} (pass hookpoint=)" if subs else ""
         raise FileNotFoundError(f"{cfg_file}: missing SAE config{hint}")
     cfg = _read_json(cfg_file)
+    if cfg.get("format") == FORMAT:
+        return _load_own(path, cfg_file, cfg)
     if (path / "sae_weights.safetensors").is_file():
         return _load_saelens(path, cfg, cfg_file)
     file = path / "sae.safetensors"
     if not file.is_file():
         raise FileNotFoundError(f"{file}: missing weights (expected sae.safetensors or sae_weights.safetensors)")
-    raw = file.read_bytes()
-    if cfg.get("format") == FORMAT and cfg.get("sha256") not in (None, hashlib.sha256(raw).hexdigest()):
-        raise ValueError(f"{file}: weights do not match {cfg_file} (sha256 differs; interrupted save?)")
     t = read_safetensors(file)
-    if cfg.get("format") == FORMAT:
-        sae = TopKSAE.from_arrays(
-            _need(t, "W_enc", file),
-            _need(t, "b_enc", file),
-            _need(t, "W_dec", file),
-            _need(t, "b_dec", file),
-            _cfg_k(cfg, cfg_file),
-            subtract_decoder_bias=bool(cfg.get("subtract_decoder_bias", True)),
-        )
-        sae.history_ = list(cfg.get("history", []))
-        return sae
     if "decoder.weight" in t:  # embedding-scope state dict (torch nn.Linear layouts)
         Wd = _need(t, "decoder.weight", file)
         if Wd.ndim != 2:

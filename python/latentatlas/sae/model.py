@@ -539,8 +539,9 @@ class TopKSAE:
         format: str = "latentatlas",  # noqa: A002
         metadata: dict[str, Any] | None = None,
     ) -> str:
-        """Write directory ``path`` (atomically per file): ``format="latentatlas"`` (sae.safetensors +
-        cfg.json) or ``"saelens"`` (SAELens v6 layout; ``metadata`` such as model_name, hook_name)."""
+        """Write directory ``path``: ``format="latentatlas"`` (cfg.json + the weights file it names;
+        crash-consistent as a whole, see :func:`latentatlas.sae.io.save`) or ``"saelens"`` (SAELens v6
+        layout; ``metadata`` such as model_name, hook_name)."""
         from .io import save
 
         return str(save(self, path, format=format, metadata=metadata))
