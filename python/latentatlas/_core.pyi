@@ -4,7 +4,8 @@ Arrays are positional-only, options keyword-only. Every function releases the GI
 runs on the global pool (one worker per core, the fast path), ``threads=n`` on a pool of ``n``
 workers that is built once per size and reused. Results never depend on the thread count.
 Errors: bad shape, argument or NaN/inf → ValueError naming the argument; mixed dtypes → TypeError;
-a thread pool that cannot be built → RuntimeError. No panic reaches Python (an internal bug would be
+an integer argument outside the unsigned 64-bit range → OverflowError (from the binding, naming no argument: the
+public API validates integers first); a thread pool that cannot be built → RuntimeError. No panic reaches Python (an internal bug would be
 a RuntimeError). After ``fork`` the child gets fresh pools. Arrays that another Python thread mutates
 during a call give a result computed from some mix of old and new values, never an out-of-bounds
 access (index arrays are copied before they are checked).
