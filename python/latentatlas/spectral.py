@@ -72,7 +72,11 @@ def feature_graph(
     f = X.shape[1]
     k = check_k(k, f, what="n_features")
     check_choice(weights, "weights", _WEIGHTS)
-    vals, idx = _cosine_topk(chunked.gram(X, threads=check_threads(threads)), k)
+    threads = check_threads(threads)
+    G = chunked.gram(X, threads=threads)
+    if not np.isfinite(G).all():
+        G = _gram_of_scaled_columns(X, threads)
+    vals, idx = _cosine_topk(G, k)
     if weights == "positive":
         vals = np.maximum(vals, 0.0)
     elif weights == "binary":
@@ -83,6 +87,21 @@ def feature_graph(
     W.eliminate_zeros()
     W.sort_indices()
     return W
+
+
+def _gram_of_scaled_columns(X: Any, threads: int | None) -> np.ndarray:
+    """The Gram of X with each column scaled by the power of two that brings its largest |value| into
+    [0.5, 1): exact, and cosines do not change under column scaling. For X whose squares overflow (f64
+    values near 1e154, f32 near 1e19); this rare path makes one scaled copy of X."""
+    if chunked.is_chunked(X):
+        raise ValueError("X: the squares of its values overflow float64; scale its columns (cosines do not change)")
+    top = np.abs(X).max(axis=0).astype(np.float64)
+    e = np.where(top >= 1.0, np.minimum(np.floor(np.log2(np.maximum(top, 1.0))) + 1, 1022), 0)
+    Xs = (np.asarray(X, dtype=np.float64) * np.exp2(-e)).astype(X.dtype)
+    G = chunked.gram(Xs, threads=threads)
+    if not np.isfinite(G).all():  # cannot happen for finite X (|values| < 4 after scaling); kept as a guard
+        raise ValueError("X: its Gram matrix overflows even after scaling each column")
+    return G
 
 
 def _cosine_topk(G: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
