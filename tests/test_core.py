@@ -84,6 +84,19 @@ def mk_gemm_topk(rng, dt, integer, scale=1):
     }
 
 
+def mk_lambda_topk(rng, dt, integer, scale=1):
+    m, n, d = (60, 300, 9) if scale == 1 else (600, 5000, 20)
+    q, x = _vals(rng, (m, d), dt, integer), _vals(rng, (n, d), dt, integer)
+    inv = [1.0 / np.maximum(np.linalg.norm(a.astype(np.float64), axis=1), 1.0) for a in (q, x)]
+    lam = [np.round(rng.random(r) * 8) / 8 if integer else rng.random(r) for r in (m, n)]  # eighths: exact
+    return [q, x, inv[0], lam[0], inv[1], lam[1], 7], {"tau": 0.75 if integer else 0.7}
+
+
+def mk_taumode(rng, dt, integer, scale=1):
+    args, _ = mk_rayleigh(rng, dt, integer, scale)
+    return args, {"tau": 0.5} if scale == 1 and not integer else {}
+
+
 def mk_knn(rng, dt, integer, scale=1):
     return [_vals(rng, (150 * scale, 6), dt, integer)], {"k": 5}
 
@@ -173,6 +186,16 @@ SPECS = [
         k_at=2,
         full_k=lambda a, kw: a[1].shape[0] - bool(kw.get("exclude_self")),
     ),  # fmt: skip
+    Spec(
+        "lambda_topk",
+        mk_lambda_topk,
+        layouts=(0, 1),
+        nan=((0, "Q"), (1, "items"), (3, "query_lambda"), (5, "item_lambda")),
+        mix=(1,),
+        k_at=6,
+        full_k=lambda a, kw: a[1].shape[0],
+    ),  # fmt: skip
+    Spec("taumode_raw", mk_taumode, layouts=(0,), nan=((0, "X"), (3, "L"))),
     Spec("knn_sqdist", mk_knn, layouts=(0,), nan=((0, "X"),), k_at="k", full_k=lambda a, kw: a[0].shape[0] - 1),
     Spec(
         "sae_encode",

@@ -1,12 +1,14 @@
 """latentatlas: map the latent spaces of machine-learning models.
 
-Spectral energy of a latent space (feature-graph Laplacian, Rayleigh energies), with a Rust core.
+Spectral energy of a latent space (feature-graph Laplacian, Rayleigh energies) and exact λ-aware
+search (SpectralIndex), with a Rust core.
 """
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .search import SpectralIndex
 from .spectral import (
     SpectralEnergy,
     feature_graph,
@@ -24,6 +26,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "SpectralEnergy",
+    "SpectralIndex",
     "__version__",
     "feature_graph",
     "feature_laplacian",

@@ -32,6 +32,8 @@ __all__ = [
     "sparse_gather_dot",
     "sparse_scatter_rows",
     "latent_search",
+    "lambda_topk",
+    "taumode_raw",
     "adam_step",
     "simd_path",
     "simd_warning",
@@ -91,6 +93,43 @@ def knn_sqdist(
 
     Candidates from the GEMM + top-k in x's dtype; distances recomputed in float64 from the rows;
     each row ascending by distance, ties to the lower index. Requires 1 <= k < N.
+    """
+
+# --- λ-aware search and taumode λ (rust/py/src/lambda.rs) ---------------------------------------
+
+def lambda_topk(
+    q: npt.NDArray[_F],
+    items: npt.NDArray[_F],
+    query_inv_norm: npt.NDArray[np.float64],
+    query_lambda: npt.NDArray[np.float64],
+    item_inv_norm: npt.NDArray[np.float64],
+    item_lambda: npt.NDArray[np.float64],
+    /,
+    k: int,
+    *,
+    tau: float,
+    band: tuple[float, float] | None = None,
+    threads: int | None = None,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """(scores M×k float64, item ids M×k) of τ·cos(q, x) + (1−τ)·(1 − min(|λq − λx|, 1)) per query.
+
+    cos = q·x · query_inv_norm · item_inv_norm (the λ term fused into the GEMM + top-k epilogue);
+    ``band=(lo, hi)`` keeps only items with lo <= λx <= hi. Best first, ties to the lower id.
+    """
+
+def taumode_raw(
+    x: npt.NDArray[_Float],
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int64],
+    data: npt.NDArray[np.float64],
+    /,
+    *,
+    tau: float | None = None,
+    threads: int | None = None,
+) -> npt.NDArray[np.float64]:
+    """arrowspace's taumode λ per row of x (N×F) on L (CSR) before the min-max over items.
+
+    ``tau=None``: each row's τ = max(median(x), 1e-10); else a fixed positive τ.
     """
 
 # --- sparse autoencoders (rust/py/src/sae.rs, sparse.rs, search.rs, adam.rs) ---------------------

@@ -6,18 +6,19 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:
     import numpy as np
 
 
-def write_staged(path: str | os.PathLike[str], data: bytes) -> Path:
+def write_staged(path: str | os.PathLike[str], data: bytes | Callable[[BinaryIO], object]) -> Path:
     """Write ``data`` to a fsynced temporary file ``.<name>.*.tmp`` beside ``path``; returns the temporary's path.
 
+    ``data`` may be a function that writes to the open file (to stream a file larger than memory).
     The caller renames it into place (alone, or with others as one commit); on any error nothing is left.
     """
     path = Path(path)
@@ -27,7 +28,10 @@ def write_staged(path: str | os.PathLike[str], data: bytes) -> Path:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual mode
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            if callable(data):
+                data(fh)
+            else:
+                fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
     except BaseException:
@@ -36,7 +40,7 @@ def write_staged(path: str | os.PathLike[str], data: bytes) -> Path:
     return Path(tmp)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes | Callable[[BinaryIO], object]) -> Path:
     """Write ``data`` to a temporary file beside ``path``, fsync it, rename it into place, fsync the folder.
 
     A reader sees the old file or the new one, never a mix, and after return the new one survives a
@@ -143,11 +147,15 @@ _ST_DTYPES = {
 }  # fmt: skip
 
 
-def read_safetensors(path: str | os.PathLike[str], names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+def read_safetensors(
+    path: str | os.PathLike[str], names: tuple[str, ...] | None = None, *, mmap: bool = False
+) -> dict[str, np.ndarray]:
     """Tensors of a safetensors file as native-endian NumPy arrays (bfloat16 widened to float32).
 
     ``names`` selects tensors (a missing one is a KeyError naming the file and what it holds);
     None reads all. Any malformed file is a ValueError naming the file, never a crash.
+    ``mmap=True`` maps the file instead of reading it: little-endian tensors come back as read-only
+    views of the mapping (opening costs the header only); BF16 is still widened into memory.
     """
     import json
     import struct
@@ -157,14 +165,14 @@ def read_safetensors(path: str | os.PathLike[str], names: tuple[str, ...] | None
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such safetensors file")
-    raw = path.read_bytes()
+    raw: Any = np.memmap(path, dtype=np.uint8, mode="r") if mmap and path.stat().st_size else path.read_bytes()
     try:
         if len(raw) < 8:
             raise ValueError("shorter than the 8-byte header length")
-        (hlen,) = struct.unpack("<Q", raw[:8])
+        (hlen,) = struct.unpack("<Q", bytes(raw[:8]))
         if 8 + hlen > len(raw):
             raise ValueError("header length points past the end of the file")
-        header = json.loads(raw[8 : 8 + hlen].decode("utf-8"))
+        header = json.loads(bytes(raw[8 : 8 + hlen]).decode("utf-8"))
         if not isinstance(header, dict):
             raise ValueError("header is not a JSON object")
         present = [k for k in header if k != "__metadata__"]
@@ -190,12 +198,14 @@ def read_safetensors(path: str | os.PathLike[str], names: tuple[str, ...] | None
                 itemsize = np.dtype(_ST_DTYPES[dt]).itemsize
                 if len(buf) % itemsize:
                     raise ValueError(f"tensor {name!r}: {len(buf)} bytes is not a whole number of {dt}")
-                arr = np.frombuffer(buf, dtype=_ST_DTYPES[dt])
+                start = 8 + hlen + a  # a mapped file gives np.memmap views (no copy, no read)
+                arr = raw[start : start + b - a].view(_ST_DTYPES[dt]) if mmap else np.frombuffer(buf, _ST_DTYPES[dt])
             else:
                 raise ValueError(f"tensor {name!r} has unsupported dtype {dt}")
             if arr.size != int(np.prod(shape, dtype=np.int64)):
                 raise ValueError(f"tensor {name!r}: {arr.size} values for shape {list(shape)}")
-            out[name] = arr.reshape(shape).astype(arr.dtype.newbyteorder("="), copy=True)
+            arr = arr.reshape(shape)
+            out[name] = arr if mmap and arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="), copy=True)
         return out
     except KeyError as exc:
         if names is not None and str(path) in str(exc):
@@ -203,6 +213,58 @@ def read_safetensors(path: str | os.PathLike[str], names: tuple[str, ...] | None
         raise ValueError(f"{path}: not a valid safetensors file (missing field {exc})") from None
     except (ValueError, TypeError, UnicodeDecodeError, struct.error) as exc:
         raise ValueError(f"{path}: not a valid safetensors file ({exc})") from None
+
+
+def safetensors_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors file ({} if absent), reading the header only."""
+    import json
+    import struct
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            (hlen,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(min(hlen, 100 << 20)).decode("utf-8"))
+        meta = header.get("__metadata__") or {}
+    except (ValueError, UnicodeDecodeError, struct.error, AttributeError) as exc:
+        raise ValueError(f"{path}: not a valid safetensors file ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: not a valid safetensors file (__metadata__ is not an object)")
+    return meta
+
+
+def write_safetensors(
+    path: str | os.PathLike[str], tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None = None
+) -> Path:
+    """Write ``tensors`` as one safetensors file, atomically, streaming each tensor in row blocks
+    (a memory-mapped tensor larger than memory is never loaded whole)."""
+    import json
+    import struct
+
+    import numpy as np
+
+    codes = {np.dtype(v): k for k, v in _ST_DTYPES.items()}
+    header: dict[str, Any] = {"__metadata__": dict(metadata)} if metadata else {}
+    offset = 0
+    for name, arr in tensors.items():
+        code = codes.get(arr.dtype.newbyteorder("<"))
+        if code is None:
+            raise TypeError(f"tensor {name!r}: dtype {arr.dtype} has no safetensors code")
+        nbytes = int(arr.size) * arr.dtype.itemsize
+        header[name] = {"dtype": code, "shape": list(arr.shape), "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
+    head = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    head += b" " * (-len(head) % 8)  # the data section starts 8-byte aligned, as the format advises
+
+    def stream(fh: BinaryIO) -> None:
+        fh.write(struct.pack("<Q", len(head)) + head)
+        for arr in tensors.values():
+            rows = max(1, (64 << 20) // max(1, arr[:1].nbytes)) if arr.ndim else 1
+            for s in range(0, max(1, arr.shape[0] if arr.ndim else 1), rows):
+                part = arr[s : s + rows] if arr.ndim else arr
+                fh.write(np.ascontiguousarray(part, dtype=part.dtype.newbyteorder("<")).tobytes())
+
+    return atomic_write_bytes(path, stream)
 
 
 def load_matrix(path: str | os.PathLike[str], key: str | None = None) -> np.ndarray:

@@ -19,6 +19,7 @@ from .info import register as _register_info
 from .minima.cli import register as _register_minima
 from .personas.cli import register as _register_personas
 from .sae.cli import register as _register_sae
+from .search_cli import register as _register_search
 
 # Each adds its sub-commands to the main parser, in the order --help lists them.
 _REGISTER: tuple[Callable[[Any], None], ...] = (
@@ -26,6 +27,7 @@ _REGISTER: tuple[Callable[[Any], None], ...] = (
     _register_minima,  # atlas
     _register_sae,  # sae train | evaluate | explain | steer
     _register_personas,  # personas analyze | extract
+    _register_search,  # search build | query
     _register_info,  # info
 )
 

@@ -204,6 +204,72 @@ def _gemm_topk(
     return v.astype(dt), i
 
 
+def _lambda_topk(
+    q: Any,
+    items: Any,
+    query_inv_norm: Any,
+    query_lambda: Any,
+    item_inv_norm: Any,
+    item_lambda: Any,
+    /,
+    k: int,
+    *,
+    tau: float,
+    band: tuple[float, float] | None = None,
+    threads: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    q, items = _matrix(q, "Q"), _matrix(items, "items")
+    _dtype_of("Q and items", q, items)
+    (m, d), (n, d2) = q.shape, items.shape
+    if d != d2:
+        raise ValueError(f"items: expected {d} columns to match the queries, got {d2}")
+    if not 0.0 <= tau <= 1.0:
+        raise ValueError(f"tau: expected 0 <= tau <= 1, got {tau}")
+    vecs = {}
+    for name, v, length in (
+        ("query_inv_norm", query_inv_norm, m), ("query_lambda", query_lambda, m),
+        ("item_inv_norm", item_inv_norm, n), ("item_lambda", item_lambda, n),
+    ):  # fmt: skip
+        v = np.asarray(v)
+        if v.dtype != np.float64:
+            raise TypeError(f"{name} must be a float64 array, got dtype {v.dtype}")
+        if v.shape != (length,):
+            raise ValueError(f"{name}: expected length {length}, got {v.shape}")
+        _finite(v, name)
+        vecs[name] = v
+    xl = vecs["item_lambda"]
+    keep = np.ones(n, bool) if band is None else (band[0] <= xl) & (xl <= band[1])
+    if band is not None and not band[0] <= band[1]:
+        raise ValueError(f"band: expected lo <= hi, got {band}")
+    k = _k_in(k, int(keep.sum()), "items" if band is None else "items in the band")
+    _finite(items, "items")
+    _finite(q, "Q")
+    cos = (q.astype(np.float64) @ items.astype(np.float64).T) * vecs["query_inv_norm"][:, None] * vecs["item_inv_norm"]
+    near = 1.0 - np.minimum(np.abs(vecs["query_lambda"][:, None] - xl[None, :]), 1.0)
+    S = tau * cos + (1.0 - tau) * near
+    S[:, ~keep] = -np.inf
+    return topk_rows(S, k)
+
+
+def _taumode_raw(
+    x: Any, indptr: Any, indices: Any, data: Any, /, *, tau: float | None = None, threads: int | None = None
+) -> np.ndarray:
+    E = np.maximum(_rayleigh_energy(x, indptr, indices, data), 0.0)  # validates every argument
+    if tau is not None and not (np.isfinite(tau) and tau > 0):
+        raise ValueError(f"tau: expected a positive number, got {tau}")
+    x64 = np.asarray(x, dtype=np.float64)
+    f = x64.shape[1]
+    L = sp.csr_matrix((np.asarray(data), np.asarray(indices), np.asarray(indptr)), shape=(f, f))
+    off = (sp.triu(L, k=1) + sp.tril(L, k=-1).T).tocoo()  # L_ab + L_ba on each undirected edge
+    t = (-off.data / 2.0) * (x64[:, off.row] - x64[:, off.col]) ** 2
+    s1, s2 = t.sum(axis=1), (t * t).sum(axis=1)
+    # Σ over ordered pairs of (t / Σ_ordered t)² = 2 Σ t² / (2 Σ t)² with each undirected edge once
+    G = np.where(s1 != 0, s2 / np.where(s1 != 0, 2.0 * s1 * s1, 1.0), 0.0)
+    t_item = np.maximum(np.median(x64, axis=1), 1e-10) if tau is None else np.full(len(x64), float(tau))
+    tw = np.minimum(t_item, 1.0)
+    return tw * (E / (E + t_item)) + (1.0 - tw) * G
+
+
 def _knn_sqdist(x: Any, /, *, k: int, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     x = _matrix(x, "X")
     _dtype_of("X", x)
@@ -386,6 +452,8 @@ class core:  # noqa: N801 - a namespace that reads like the module it mirrors
     rayleigh_energy = staticmethod(_rayleigh_energy)
     gemm_topk = staticmethod(_gemm_topk)
     knn_sqdist = staticmethod(_knn_sqdist)
+    lambda_topk = staticmethod(_lambda_topk)
+    taumode_raw = staticmethod(_taumode_raw)
     sae_encode = staticmethod(_sae_encode)
     sae_encode_threshold = staticmethod(_sae_encode_threshold)
     sparse_decode = staticmethod(_sparse_decode)

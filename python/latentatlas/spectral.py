@@ -156,24 +156,26 @@ def feature_laplacian(
     return graph_laplacian(feature_graph(X, k, weights=weights, threads=threads), normalized=normalized)
 
 
-def _csr_parts(L: Any, n_features: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _csr_parts(L: Any, n_features: int, name: str = "L") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indptr, indices, data) of a square (n_features × n_features) matrix, int64/int64/float64;
+    errors name the argument ``name``."""
     if sp.issparse(L):
         L = sp.csr_matrix(L)
     else:
         arr = np.asarray(L)
         if arr.ndim != 2:
-            raise ValueError(f"L must be a 2-D (n_features, n_features) matrix, got {arr.ndim}-D")
+            raise ValueError(f"{name} must be a 2-D (n_features, n_features) matrix, got {arr.ndim}-D")
         if arr.dtype.kind not in "fiub":
-            raise TypeError(f"L must be a real numeric matrix, got dtype {arr.dtype}")
+            raise TypeError(f"{name} must be a real numeric matrix, got dtype {arr.dtype}")
         L = sp.csr_matrix(arr)
     if L.shape[0] != L.shape[1]:
-        raise ValueError(f"L must be square, got shape {L.shape}")
+        raise ValueError(f"{name} must be square, got shape {L.shape}")
     if L.shape[0] != n_features:
         raise ValueError(
-            f"L has shape {L.shape} but X has {n_features} features; expected ({n_features}, {n_features})"
+            f"{name} has shape {L.shape} but X has {n_features} features; expected ({n_features}, {n_features})"
         )
     if L.dtype.kind not in "fiub":
-        raise TypeError(f"L must be real, got dtype {L.dtype}")
+        raise TypeError(f"{name} must be real, got dtype {L.dtype}")
     return (
         np.ascontiguousarray(L.indptr, dtype=np.int64),
         np.ascontiguousarray(L.indices, dtype=np.int64),
@@ -301,6 +303,8 @@ def taumode_lambda(X: Any, L: Any, *, tau: Literal["median"] | float = "median")
     Sums run over ordered pairs (each undirected edge twice). arrowspace builds its L on item
     centroids with its own edge weighting; pass that L to compare numbers with the library.
     A Dask X gives a lazy Dask array (the extremes of the min-max are computed).
+    Computed in Rust (``_core.taumode_raw``) in the Rayleigh energies' streaming pass over the
+    edges of L, plus a median per row.
     """
     X = chunked.as_rows(X, "X", min_cols=2)  # a feature graph needs two features
     parts = _csr_parts(L, X.shape[1])
@@ -317,26 +321,4 @@ def taumode_lambda(X: Any, L: Any, *, tau: Literal["median"] | float = "median")
 def _taumode_rows(L: tuple[np.ndarray, ...], tau: Any, X: np.ndarray, start: int) -> np.ndarray:
     """The un-normalised λ of each row of X (row-wise: the same bits whatever the row blocks)."""
     indptr, indices, data = L
-    E = np.maximum(_core.rayleigh_energy(X, indptr, indices, data), 0.0)
-    Lc = sp.csr_matrix((data, indices, indptr), shape=(X.shape[1],) * 2)
-    off = (sp.triu(Lc, k=1) + sp.tril(Lc, k=-1).T).tocoo()  # L_ab + L_ba on the upper triangle
-    a, b = off.row, off.col
-    w = -off.data / 2.0  # (L_ab + L_ba) / 2 for the undirected edge
-    n = X.shape[0]
-    G, med = np.zeros(n), np.zeros(n)
-    step = max(1, 2**22 // max(1, len(w)))  # bound the (rows × edges) temporary
-    for s in range(0, n, step):
-        xs = np.asarray(X[s : s + step], dtype=np.float64)
-        med[s : s + step] = np.median(xs, axis=1)
-        t = w * (xs[:, a] - xs[:, b]) ** 2  # one undirected edge = two equal ordered terms
-        T = 2.0 * t.sum(axis=1, keepdims=True)
-        share2 = 2.0 * ((t / np.where(T != 0, T, 1.0)) ** 2).sum(axis=1)
-        G[s : s + step] = np.where(T[:, 0] != 0, share2, 0.0)
-    if tau == "median":
-        t_item = np.maximum(med, 1e-10)
-    else:
-        t_item = np.full(n, float(tau))
-    tw = np.minimum(t_item, 1.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where(E + t_item > 0, E / (E + t_item), 0.0)
-    return tw * ratio + (1.0 - tw) * G
+    return _core.taumode_raw(X, indptr, indices, data, tau=None if tau == "median" else float(tau))

@@ -9,18 +9,18 @@ use crate::simd::{simd_dispatch, simd_path, SimdPath};
 
 /// Rows per block. A block is transposed into a feature-major f64 buffer so that every edge of
 /// L becomes one contiguous, vectorisable pass over the block's rows.
-const BLOCK: usize = 32;
+pub(crate) const BLOCK: usize = 32;
 
 /// L folded into its quadratic form: `xᵀLx = Σ_i d_i x_i² + Σ_{i<j} u_ij x_i x_j` with
 /// `d_i = L_ii` and `u_ij = L_ij + L_ji`, which is exact for any (even non-symmetric) L and
 /// visits each undirected edge once.
 #[derive(Debug, Clone)]
 pub struct EdgeList {
-    n: usize,
-    diag: Vec<f64>,
-    starts: Vec<usize>,
-    nbr: Vec<u32>,
-    weight: Vec<f64>,
+    pub(crate) n: usize,
+    pub(crate) diag: Vec<f64>,
+    pub(crate) starts: Vec<usize>,
+    pub(crate) nbr: Vec<u32>,
+    pub(crate) weight: Vec<f64>,
 }
 
 impl EdgeList {
@@ -134,7 +134,7 @@ fn block_kernel(l: &EdgeList, xt: &[f64], num: &mut [f64; BLOCK], den: &mut [f64
 /// Contiguous rows go eight at a time, so each feature's eight values land in one cache line
 /// instead of eight scattered stores.
 #[inline(always)]
-fn transpose_block<T: Real>(x: &ArrayView2<T>, r0: usize, rows: usize, xt: &mut [f64]) {
+pub(crate) fn transpose_block<T: Real>(x: &ArrayView2<T>, r0: usize, rows: usize, xt: &mut [f64]) {
     const LANES: usize = 8;
     let f = x.ncols();
     let mut r = 0;
@@ -185,6 +185,32 @@ fn process_block<T: Real>(b: &Block<'_, '_, T>, xt: &mut [f64], num: &mut Sums, 
     block_kernel(b.l, xt, num, den);
 }
 
+/// X (n × `f`) and L fit together: L is `f × f`, and X has at least one feature.
+pub(crate) fn check_operator(f: usize, l: &EdgeList) -> Result<()> {
+    if f != l.n {
+        return Err(shape(
+            "L",
+            format!(
+                "expected shape ({f}, {f}) to match X's {f} features, got ({0}, {0})",
+                l.n
+            ),
+        ));
+    }
+    if f == 0 {
+        return Err(argument("X", "expected at least one feature column"));
+    }
+    Ok(())
+}
+
+/// The error for a row whose xᵀx is not finite. xᵀx is NaN/inf iff the row holds NaN/inf (or
+/// overflows f64), so the kernels check it per row instead of testing every element on the way in.
+pub(crate) fn bad_row<T: Real>(x: &ArrayView2<T>, row: usize) -> CoreError {
+    if x.row(row).iter().all(|v| v.is_finite()) {
+        return argument("X", format!("row {row}: xᵀx overflows float64"));
+    }
+    CoreError::NonFinite { arg: "X", row }
+}
+
 /// Rayleigh energy of every row: `xᵀLx / xᵀx`, and 0 where `xᵀx <= 1e-9` (as the seed defines it).
 ///
 /// Cost O(N · (F + edges)); memory one F×32 block per worker. The output is f64 for either input
@@ -200,18 +226,7 @@ pub(crate) fn rayleigh_energy_on<T: Real>(
     path: SimdPath,
 ) -> Result<Vec<f64>> {
     let (n, f) = x.dim();
-    if f != l.n {
-        return Err(shape(
-            "L",
-            format!(
-                "expected shape ({f}, {f}) to match X's {f} features, got ({0}, {0})",
-                l.n
-            ),
-        ));
-    }
-    if f == 0 {
-        return Err(argument("X", "expected at least one feature column"));
-    }
+    check_operator(f, l)?;
     let mut out = vec![0.0f64; n];
     out.par_chunks_mut(BLOCK)
         .enumerate()
@@ -229,14 +244,8 @@ pub(crate) fn rayleigh_energy_on<T: Real>(
                 let (mut num, mut den) = ([0.0; BLOCK], [0.0; BLOCK]);
                 simd_dispatch!(path, process_block(&block, xt, &mut num, &mut den));
                 for (r, o) in chunk.iter_mut().enumerate() {
-                    // xᵀx is NaN/inf iff the row holds NaN/inf (or overflows f64): check it here
-                    // instead of testing every element on the way in.
                     if !den[r].is_finite() {
-                        let row = r0 + r;
-                        if x.row(row).iter().all(|v| v.is_finite()) {
-                            return Err(argument("X", format!("row {row}: xᵀx overflows float64")));
-                        }
-                        return Err(CoreError::NonFinite { arg: "X", row });
+                        return Err(bad_row(&x, r0 + r));
                     }
                     *o = if den[r] > 1e-9 { num[r] / den[r] } else { 0.0 };
                 }

@@ -103,8 +103,41 @@ pub fn gemm_topk<T: Real>(
     }
     check_finite(&a, names.a)?;
 
-    let mut vals = buffer(&[m, k], T::ZERO, "k")?;
-    let mut idx = buffer(&[m, k], 0i64, "k")?;
+    let (vals, idx) = blocked_topk(a, b, k, |i, j, dot: T| {
+        if opts.exclude_self && i == j {
+            return None;
+        }
+        Some(match opts.bias {
+            Some(bias) => (dot + bias[j]).to_f64(),
+            None => dot.to_f64(),
+        })
+    })?;
+    let vals = Array2::from_shape_vec((m, k), vals.into_iter().map(T::from_f64).collect())
+        .expect("m*k buffer");
+    Ok((vals, idx))
+}
+
+/// The blocked loop under every epilogue: `score(i, j, dot)` turns the dot product of row i of A
+/// and row j of B (in A's precision) into the candidate's score, or `None` to skip the pair.
+/// Returns the row-major `m × k` (values, indices), best first, ties to the lower index; a row
+/// with fewer than k scored candidates keeps `-inf` / `-1` in its tail.
+///
+/// The caller has validated shapes, `k` and finiteness; this only computes.
+pub(crate) fn blocked_topk<T: Real, F>(
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    k: usize,
+    score: F,
+) -> Result<(Vec<f64>, Array2<i64>)>
+where
+    F: Fn(usize, usize, T) -> Option<f64> + Sync,
+{
+    let (m, n) = (a.nrows(), b.nrows());
+    let mut vals = buffer(&[m, k], f64::NEG_INFINITY, "k")?;
+    let mut idx = buffer(&[m, k], -1i64, "k")?;
+    if k == 0 {
+        return Ok((vals, Array2::from_shape_vec((m, 0), idx).expect("empty")));
+    }
     vals.par_chunks_mut(ROW_BLOCK * k)
         .zip(idx.par_chunks_mut(ROW_BLOCK * k))
         .enumerate()
@@ -118,32 +151,27 @@ pub fn gemm_topk<T: Real>(
                 let cols = COL_BLOCK.min(n - c0);
                 gemm_nt(&mut tile, &ablk, &b.slice(s![c0..c0 + cols, ..]));
                 for (r, top) in best.iter_mut().enumerate() {
-                    let scores = &tile[r * cols..(r + 1) * cols];
-                    for (c, &score) in scores.iter().enumerate() {
-                        let j = c0 + c;
-                        if opts.exclude_self && j == r0 + r {
-                            continue;
+                    let dots = &tile[r * cols..(r + 1) * cols];
+                    for (c, &dot) in dots.iter().enumerate() {
+                        if let Some(v) = score(r0 + r, c0 + c, dot) {
+                            top.push(v, c0 + c);
                         }
-                        let score = match opts.bias {
-                            Some(bias) => score + bias[j],
-                            None => score,
-                        };
-                        top.push(score.to_f64(), j);
                     }
                 }
             }
             let (mut v, mut ix) = (vec![0.0; k], vec![0usize; k]);
             for (r, top) in best.iter().enumerate() {
-                top.write_sorted(&mut v, &mut ix);
-                for t in 0..k {
-                    vout[r * k + t] = T::from_f64(v[t]);
+                let kept = top.write_sorted(&mut v, &mut ix);
+                for t in 0..kept {
+                    vout[r * k + t] = v[t];
                     iout[r * k + t] = ix[t] as i64;
                 }
             }
         });
-    let vals = Array2::from_shape_vec((m, k), vals).expect("m*k buffer");
-    let idx = Array2::from_shape_vec((m, k), idx).expect("m*k buffer");
-    Ok((vals, idx))
+    Ok((
+        vals,
+        Array2::from_shape_vec((m, k), idx).expect("m*k buffer"),
+    ))
 }
 
 #[cfg(test)]

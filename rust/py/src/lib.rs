@@ -5,7 +5,7 @@
 //! arrays. Arrays are positional-only, options keyword-only. Validation that needs Python types
 //! (dtype conversion, sparse formats, messages naming the user's arguments) lives in the package.
 //! One file per core area: `spectral` (gram, energy), `topk` (the primitive, kNN), `sae`,
-//! `sparse`, `search`, `adam`, `simd`; shared conversions in `convert`.
+//! `sparse`, `search`, `lambda` (λ-aware search, taumode λ), `adam`, `simd`; shared conversions in `convert`.
 
 use latentatlas_core as core;
 use pyo3::exceptions::PyRuntimeWarning;
@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 
 mod adam;
 mod convert;
+mod lambda;
 mod sae;
 mod search;
 mod simd;
@@ -37,6 +38,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sparse::sparse_gather_dot, m)?)?;
     m.add_function(wrap_pyfunction!(sparse::sparse_scatter_rows, m)?)?;
     m.add_function(wrap_pyfunction!(search::latent_search, m)?)?;
+    m.add_function(wrap_pyfunction!(lambda::lambda_topk, m)?)?;
+    m.add_function(wrap_pyfunction!(lambda::taumode_raw, m)?)?;
     m.add_function(wrap_pyfunction!(adam::adam_step, m)?)?;
     m.add_function(wrap_pyfunction!(simd::simd_path, m)?)?;
     m.add_function(wrap_pyfunction!(simd::simd_warning, m)?)?;
