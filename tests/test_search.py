@@ -11,6 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 import latentatlas.search as search_mod
+from latentatlas import chunked
 from latentatlas.cli import main
 from latentatlas.reference import core as twin
 from latentatlas.reference import topk_rows
@@ -95,9 +96,19 @@ def test_blocks_memmap_and_threads_give_identical_results(corpus, tmp_path, monk
     want = SpectralIndex(k=6).fit(X).search(Qs, k=7, tau=0.5, band=(0.1, 0.8))
     np.save(tmp_path / "x.npy", X)
     Xm = np.load(tmp_path / "x.npy", mmap_mode="r")
-    monkeypatch.setattr(search_mod, "ITEM_BLOCK", 2048 // 4)  # not a multiple of the tile: still exact ids
+    monkeypatch.setattr(chunked, "MAP_ROWS", 2048 // 4)  # not a multiple of the tile: still exact ids
     monkeypatch.setattr(search_mod, "QUERY_BLOCK", 64)
     got = SpectralIndex(k=6, threads=1).fit(Xm).search(Qs, k=7, tau=0.5, band=(0.1, 0.8))
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_allclose(got[0], want[0], atol=1e-13)
+
+
+def test_dask_corpus_gives_the_in_memory_result(corpus):
+    da = pytest.importorskip("dask.array", reason="the [dask] extra is not installed")
+    X, Q = corpus
+    want = SpectralIndex(k=6).fit(X).search(Q, k=7, tau=0.6, band=(0.0, 0.7))
+    idx = SpectralIndex(k=6).fit(da.from_array(X, chunks=(333, 16)))
+    got = idx.search(Q, k=7, tau=0.6, band=(0.0, 0.7))
     np.testing.assert_array_equal(got[1], want[1])
     np.testing.assert_allclose(got[0], want[0], atol=1e-13)
 

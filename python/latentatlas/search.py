@@ -12,16 +12,15 @@ clamped to [0, 1], as arrowspace does. ``τ = 1`` is exact cosine search.
 How it runs: the Rust kernel ``_core.lambda_topk`` multiplies query blocks by item blocks with a
 GEMM and adds the λ term per candidate inside the top-k loop (no N-long score vector per query, no
 normalised copy of the items: the cosine is the dot product times both inverse norms). The corpus
-is visited in blocks of :data:`ITEM_BLOCK` rows and the per-block top-k are merged with the
-(value desc, index asc) rule, so a memory-mapped corpus larger than memory streams from disk and
-the result does not depend on the block size or the thread count.
-
-A Dask corpus is not supported yet: the blocked merge here is the same pattern the scale work
-(``chunked.py``, issue 12) will run as Dask tasks; until then pass an ``np.memmap``.
+goes through :mod:`latentatlas.chunked`: an array or ``np.memmap`` is scanned in row blocks and a
+Dask array block by block as Dask tasks, the per-block top-k merged under (value desc, index asc), so a
+corpus larger than memory streams from disk or a cluster and the result does not depend on the
+blocks or the thread count.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import uuid
@@ -31,17 +30,15 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from . import _core
+from . import _core, chunked
 from ._estimator import Estimator
 from ._io import atomic_write_text, read_safetensors, safetensors_metadata, write_safetensors
+from ._optional import is_dask_array
 from ._validate import as_matrix, check_choice, check_finite, check_float, check_int, check_threads
 from .spectral import Weights, _csr_parts, feature_laplacian
 
-__all__ = ["ITEM_BLOCK", "SpectralIndex"]
+__all__ = ["SpectralIndex"]
 
-#: Items per block of the corpus scan (a multiple of the primitive's 2,048-column tile, so blocking
-#: never changes a dot product). 2¹⁸ rows × 384 float32 features is 384 MiB of a memmap at a time.
-ITEM_BLOCK = 1 << 18
 #: Queries per call of the kernel (a multiple of its 256-row block).
 QUERY_BLOCK = 1 << 12
 
@@ -51,8 +48,8 @@ _TENSORS = "index.safetensors"
 _META = "index.json"
 
 
-def _inv_norms(X: np.ndarray) -> np.ndarray:
-    """``1/|x|`` per row in float64 (0 for a zero row), streamed over row blocks."""
+def _inv_norms(X: np.ndarray, start: int = 0) -> np.ndarray:
+    """``1/|x|`` per row in float64 (0 for a zero row), over row blocks of 32 MB."""
     out = np.empty(X.shape[0])
     step = max(1, (32 << 20) // max(1, X.shape[1] * 8))
     for s in range(0, X.shape[0], step):
@@ -62,14 +59,9 @@ def _inv_norms(X: np.ndarray) -> np.ndarray:
     return out
 
 
-def _merge_topk(
-    v1: np.ndarray, i1: np.ndarray, v2: np.ndarray, i2: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The k best of two per-row top-k lists by (value desc, index asc): exact, since the k best of
-    a union under a total order are among the k best of each part."""
-    v, i = np.concatenate([v1, v2], axis=1), np.concatenate([i1, i2], axis=1)
-    order = np.lexsort((i, -v), axis=1)[:, :k]
-    return np.take_along_axis(v, order, axis=1), np.take_along_axis(i, order, axis=1)
+def _computed(v: Any) -> np.ndarray:
+    """A per-item vector in memory (a Dask result is computed: N floats)."""
+    return np.asarray(chunked.compute(v)[0] if is_dask_array(v) else v, dtype=np.float64)
 
 
 def _as_laplacian(laplacian: Any, n_features: int) -> sp.csr_matrix:
@@ -146,7 +138,7 @@ class SpectralIndex(Estimator):
             check_float(self.tau_mode, "tau_mode", low=0.0, low_open=True)
         check_threads(self.threads)
 
-    def _raw_lambdas(self, X: np.ndarray) -> np.ndarray:
+    def _raw_lambdas(self, X: np.ndarray, start: int = 0) -> np.ndarray:
         L = self.laplacian_
         parts = (np.asarray(L.indptr, np.int64), np.asarray(L.indices, np.int64), np.asarray(L.data, np.float64))
         if self.lam == "energy":
@@ -155,21 +147,25 @@ class SpectralIndex(Estimator):
         return _core.taumode_raw(X, *parts, tau=tau, threads=check_threads(self.threads))
 
     def fit(self, X: Any, laplacian: Any = None) -> SpectralIndex:
-        """Index the rows of X (n_items, n_features), float32 or float64, any layout, memmap welcome.
+        """Index the rows of X (n_items, n_features), float32 or float64: an array in any layout, an
+        ``np.memmap`` or a Dask array (kept by reference; every search scans it in row blocks).
 
         ``laplacian`` (n_features, n_features): use this L instead of building the feature graph,
         e.g. arrowspace's ``gl.to_csr()`` tuple, a scipy sparse or a dense matrix.
         """
         self._check_params()
-        X = as_matrix(X, "X", min_cols=1 if laplacian is not None else 2)
+        X = chunked.as_rows(X, "X", min_cols=1 if laplacian is not None else 2)
+        if chunked.is_chunks(X):
+            raise TypeError("X must be an array, np.memmap or Dask array: a search scans the items again")
         if laplacian is None:
             self.laplacian_ = feature_laplacian(X, self.k, weights=self.weights, threads=self.threads)
         else:
             self.laplacian_ = _as_laplacian(laplacian, X.shape[1])
-        raw = self._raw_lambdas(X)  # also rejects NaN/inf in X, naming the row
+        raw = _computed(chunked.map_rows(X, self._raw_lambdas, [((), np.float64)]))  # rejects NaN/inf, naming the row
         self.lambda_min_ = float(raw.min())
         self.lambda_span_ = float(raw.max() - raw.min())
-        self._set_state(X, self._scale(raw, clamp=False), _inv_norms(X))
+        inv = _computed(chunked.map_rows(X, _inv_norms, [((), np.float64)]))
+        self._set_state(X, self._scale(raw, clamp=False), inv)
         return self
 
     def _set_state(self, X: np.ndarray, lambdas: np.ndarray, inv_norms: np.ndarray, order: Any = None) -> None:
@@ -240,7 +236,7 @@ class SpectralIndex(Estimator):
         if Q.shape[1] != self.n_features_in_:
             raise ValueError(f"Q has {Q.shape[1]} features, but the index has {self.n_features_in_}")
         check_finite(Q, "Q")  # queries are small: check here, so the message names Q
-        return np.asarray(Q, dtype=self.items_.dtype)
+        return np.asarray(Q, dtype=chunked.row_dtype(self.items_))
 
     def search(
         self, Q: Any, k: int = 10, tau: float = 0.7, *, band: tuple[float, float] | None = None
@@ -277,26 +273,25 @@ class SpectralIndex(Estimator):
         k = check_int(k, "k", low=1, high=available, what=what)
         ql = self._scale(self._raw_lambdas(Q), clamp=True) if tau < 1.0 else np.zeros(Q.shape[0])
         qin = _inv_norms(Q)
-        m = Q.shape[0]
-        best_v, best_i = np.full((m, 0), -np.inf), np.zeros((m, 0), np.int64)
         threads = check_threads(self.threads)
-        for c0 in range(0, self.n_items_, ITEM_BLOCK):
-            c1 = min(c0 + ITEM_BLOCK, self.n_items_)
-            kb = min(k, c1 - c0 if inside is None else int(inside[c0:c1].sum()))
-            if kb == 0:
-                continue
-            vs, ix = [], []
-            for r0 in range(0, m, QUERY_BLOCK):
-                r1 = min(r0 + QUERY_BLOCK, m)
-                v, i = _core.lambda_topk(
-                    Q[r0:r1], self.items_[c0:c1], qin[r0:r1], ql[r0:r1], self._inv_norms[c0:c1], lam[c0:c1], kb,
-                    tau=tau, band=band, threads=threads,
-                )  # fmt: skip
-                vs.append(v)
-                ix.append(i + c0)
-            v, i = (np.concatenate(vs), np.concatenate(ix)) if vs else (np.zeros((0, kb)), np.zeros((0, kb), np.int64))
-            best_v, best_i = (v, i) if best_v.shape[1] == 0 else _merge_topk(best_v, best_i, v, i, k)
-        return best_v, best_i
+
+        def block_topk(q: slice, block: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray]:
+            cols = slice(start, start + block.shape[0])
+            kb = min(k, block.shape[0] if inside is None else int(inside[cols].sum()))
+            if kb == 0:  # no candidate in this block
+                return np.zeros((q.stop - q.start, 0)), np.zeros((q.stop - q.start, 0), np.int64)
+            return _core.lambda_topk(
+                Q[q], block, qin[q], ql[q], self._inv_norms[cols], lam[cols], kb, tau=tau, band=band, threads=threads
+            )
+
+        parts = [
+            chunked.topk_rows(self.items_, functools.partial(block_topk, slice(r0, min(r0 + QUERY_BLOCK, len(Q)))), k,
+                              name="items")
+            for r0 in range(0, len(Q), QUERY_BLOCK)
+        ]  # fmt: skip
+        if not parts:
+            return np.zeros((0, k)), np.zeros((0, k), np.int64)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     # --- persistence -----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
