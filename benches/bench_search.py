@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
+from latentatlas import _core
 from latentatlas.search import SpectralIndex
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -224,3 +225,19 @@ def test_memmap_search(benchmark, memmap_index):
     benchmark.group = f"memmap search τ=0.7 f32 N={MEMMAP_ROWS} (100 queries)"
     benchmark.extra_info.update(ours=True, label="latentatlas SpectralIndex.search on an np.memmap corpus")
     benchmark.pedantic(lambda: memmap_index.search(Q, k=K, tau=TAU), rounds=2, warmup_rounds=0)
+
+
+@pytest.mark.parametrize("impl", ["taumode", "energy"])
+def test_taumode_cost(benchmark, corpus, indexes, impl):
+    """taumode λ (Rust, one pass over the edges) against the Rayleigh energies on the same L (target: ≤ 2×)."""
+    n, X64, _ = corpus
+    X = X64.astype(np.float32)
+    L = indexes[np.float32].laplacian_
+    parts = (L.indptr.astype(np.int64), L.indices.astype(np.int64), L.data.astype(np.float64))
+    benchmark.group = f"taumode λ vs Rayleigh energy, f32 N={n}"
+    if impl == "taumode":
+        benchmark.extra_info.update(ours=True, label="latentatlas taumode_raw (Rust)")
+        benchmark.pedantic(lambda: _core.taumode_raw(X, *parts), rounds=5, warmup_rounds=1)
+    else:
+        benchmark.extra_info["label"] = "latentatlas rayleigh_energy on the same L"
+        benchmark.pedantic(lambda: _core.rayleigh_energy(X, *parts), rounds=5, warmup_rounds=1)
