@@ -368,8 +368,11 @@ class SpectralIndex(Estimator):
                 problems.append("lambdas or inv_norms hold NaN or infinity")
         if problems:
             raise ValueError(f"{st_path}: corrupt SpectralIndex tensors: {'; '.join(problems)}")
-        self = cls(**params)
-        self._check_params()
+        try:
+            self = cls(**params)
+            self._check_params()
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{meta_path}: bad SpectralIndex parameters ({exc})") from None
         try:
             self.laplacian_ = _as_laplacian((t["L_data"], t["L_indices"], t["L_indptr"], (f, f)), f)
         except (ValueError, TypeError) as exc:
