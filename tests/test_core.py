@@ -153,6 +153,16 @@ def mk_adam(rng, dt, integer, scale=1):
     return [p, g, m, v], {"lr": 0.01, "step": 3}
 
 
+def mk_tomato(rng, dt, integer, scale=1):
+    """A symmetric 6-NN-like graph in CSR form and a density (integers: many ties, the index rule)."""
+    n = 120 * scale
+    nbr = rng.integers(0, n, (n, 6))
+    A = sp.coo_matrix((np.ones(nbr.size), (np.repeat(np.arange(n), 6), nbr.ravel())), shape=(n, n)).tocsr()
+    A = (A + A.T).tocsr()
+    A.sort_indices()
+    return [_vals(rng, (n,), dt, integer), A.indptr.astype(np.int64), A.indices.astype(np.int64)], {}
+
+
 @dataclass(frozen=True)
 class Spec:
     """One kernel: an input maker and what the columns need to know about its arguments."""
@@ -227,6 +237,7 @@ SPECS = [
         full_k=lambda a, kw: a[2].shape[0],
     ),  # fmt: skip
     Spec("adam_step", mk_adam, nan=((1, "grad"),), mix=(1, 2), inplace=True),
+    Spec("tomato_forest", mk_tomato, nan=((0, "density"),)),
 ]
 BY_NAME = {s.name: s for s in SPECS}
 # functions of _core that are not kernels (no arrays in, nothing to twin)
@@ -492,6 +503,19 @@ def _edge_cases() -> list[tuple[str, str, Callable[[Any], Args]]]:
             ),
         ),  # fmt: skip
         ("adam_step", "empty", lambda dt: ([np.zeros(0, dt) for _ in range(4)], {"lr": 0.5, "step": 1})),
+        (
+            "tomato_forest",
+            "no edges, equal densities: every vertex a peak, by index",
+            lambda dt: ([np.ones(4, dt), np.zeros(5, np.int64), np.zeros(0, np.int64)], {}),
+        ),
+        (
+            "tomato_forest",
+            "a path with two peaks and a self loop",
+            lambda dt: (
+                [np.array([0, 3, 1, 2, 0], dt), np.array([0, 1, 4, 6, 8, 9]), np.array([1, 0, 2, 1, 1, 3, 2, 4, 3])],
+                {},
+            ),
+        ),  # fmt: skip
     ]
 
 

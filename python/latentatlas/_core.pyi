@@ -35,6 +35,7 @@ __all__ = [
     "lambda_topk",
     "taumode_raw",
     "adam_step",
+    "tomato_forest",
     "simd_path",
     "simd_warning",
     "build_profile",
@@ -130,6 +131,22 @@ def taumode_raw(
     """arrowspace's taumode λ per row of x (N×F) on L (CSR) before the min-max over items.
 
     ``tau=None``: each row's τ = max(median(x), 1e-10); else a fixed positive τ.
+
+# --- persistence-based clustering (rust/py/src/tomato.rs) ---------------------------------------
+
+def tomato_forest(
+    density: npt.NDArray[_Float],
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int64],
+    /,
+    *,
+    threads: int | None = None,
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]
+]:
+    """ToMATo's merge forest of density (n) on a CSR graph: (raw_cluster n, peaks r, merges m×2, birth m, death m).
+
+    Vertices by decreasing density (ties: lower index first); gudhi's Tomato bookkeeping.
     """
 
 # --- sparse autoencoders (rust/py/src/sae.rs, sparse.rs, search.rs, adam.rs) ---------------------

@@ -14,6 +14,7 @@ from typing import Any
 # module -> the pip requirement that brings it (an extra of latentatlas where one exists)
 _HINTS = {
     "umap": "pip install 'latentatlas[umap]'",
+    "faiss": "pip install 'latentatlas[minima]'",
     "pyarrow": "pip install 'latentatlas[parquet]'",
     "onnxruntime": "pip install 'latentatlas[text]'",
     "tokenizers": "pip install 'latentatlas[text]'",

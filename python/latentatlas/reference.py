@@ -440,6 +440,85 @@ def _adam_step(
     param[...] = param.astype(np.float64) - upd.reshape(param.shape)
 
 
+def _tomato_forest(
+    density: Any, indptr: Any, indices: Any, /, *, threads: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """ToMATo's merge forest, vertex by vertex in plain Python (rust/core/src/tomato.rs)."""
+    density = np.asarray(density)
+    _dtype_of("density", density)
+    if density.ndim != 1:
+        raise ValueError(f"density: expected a 1-D array, got shape {density.shape}")
+    f = density.astype(np.float64)
+    n = f.shape[0]
+    _finite(f, "density")
+    ip, ix = np.asarray(indptr), np.asarray(indices)
+    for name, a in (("indptr", ip), ("indices", ix)):
+        if a.dtype != np.int64 or a.ndim != 1:
+            raise TypeError(f"{name} must be a 1-D int64 array, got dtype {a.dtype}")
+    if ip.shape != (n + 1,) or ip[0] != 0 or ip[-1] != ix.size or np.any(np.diff(ip) < 0):
+        raise ValueError(f"indptr: expected length n + 1 = {n + 1}, rising from 0 to len(indices)")
+    if ix.size and (ix.min() < 0 or ix.max() >= n):
+        raise ValueError(f"indices: neighbour outside [0, {n})")
+    order = sorted(range(n), key=lambda v: (-f[v], v))  # density desc, index asc
+    rank = np.empty(n, np.int64)
+    rank[order] = np.arange(n)
+    raw: list[int] = []  # raw cluster by visit rank
+    parent: list[int] = []
+    height: list[int] = []  # union-by-rank rank
+    top: list[int] = []  # visit rank of each set's peak
+
+    def find(c: int) -> int:
+        while parent[c] != c:
+            c = parent[c]
+        return c
+
+    peaks: list[int] = []
+    merges: list[list[int]] = []
+    birth: list[float] = []
+    death: list[float] = []
+    for i, p in enumerate(order):
+        seen: dict[int, int] = {}  # set root -> raw cluster of the first neighbour found in it
+        j = i
+        for q in ix[ip[p] : ip[p + 1]]:
+            k = int(rank[q])
+            if k < i:
+                j = min(j, k)
+                seen.setdefault(find(raw[k]), raw[k])
+        if j == i:
+            parent.append(len(parent))
+            height.append(0)
+            top.append(i)
+            raw.append(len(peaks))
+            peaks.append(p)
+            continue
+        rj = raw[j]
+        raw.append(rj)
+        cj = first = find(rj)
+        for ck in sorted(seen):
+            if ck == first:
+                continue
+            tj, tk = top[cj], top[ck]
+            birth.append(float(f[order[max(tj, tk)]]))
+            death.append(float(f[p]))
+            merges.append([rj, seen[ck]])
+            if height[cj] > height[ck]:  # union by rank, ties to the second set
+                parent[ck] = cj
+            else:
+                parent[cj] = ck
+                height[ck] += height[cj] == height[ck]
+            cj = find(cj)
+            top[cj] = min(tj, tk)
+    out = np.empty(n, np.int64)
+    out[order] = raw
+    return (
+        out,
+        np.array(peaks, np.int64),
+        np.array(merges, np.int64).reshape(-1, 2),
+        np.array(birth, np.float64),
+        np.array(death, np.float64),
+    )
+
+
 class core:  # noqa: N801 - a namespace that reads like the module it mirrors
     """NumPy twins of :mod:`latentatlas._core`, name for name (``reference.core.gemm_topk`` ...).
 
@@ -461,3 +540,4 @@ class core:  # noqa: N801 - a namespace that reads like the module it mirrors
     sparse_scatter_rows = staticmethod(_sparse_scatter_rows)
     latent_search = staticmethod(_latent_search)
     adam_step = staticmethod(_adam_step)
+    tomato_forest = staticmethod(_tomato_forest)

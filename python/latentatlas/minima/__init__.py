@@ -1,6 +1,7 @@
-"""Local minima of a latent space: vanilla scores (KDE, diffusion maps, basin-hopping), their
-spectral augmentation with the feature-graph Rayleigh energy, and the seven-method comparison of
-the seed notebook (``compare``). ``atlas(X, labels, out=...)`` runs the comparison and writes its
+"""Local minima of a latent space: vanilla scores (KDE, diffusion maps, basin-hopping, ToMATo), their
+spectral augmentation with the feature-graph Rayleigh energy, and the comparison of the seed
+notebook's seven methods plus ToMATo vanilla and blended (``compare``). The kNN graph (exact or
+approximate) is in :mod:`latentatlas.minima.graph`. ``atlas(X, labels, out=...)`` runs the comparison and writes its
 self-contained HTML report (:mod:`latentatlas.minima.report`); the figures are in
 :mod:`latentatlas.minima.plots`.
 """
@@ -9,14 +10,18 @@ from __future__ import annotations
 
 from .basin import basin_hopping_minima, basin_hopping_score
 from .blend import METHODS, MinimaComparison, alpha_sweep, blend, compare
-from .diffusion import diffusion_coords, diffusion_score
+from .diffusion import diffusion_coords, diffusion_map, diffusion_score
+from .graph import KNNGraph, knn_graph
 from .kde import BinnedKDE, kde_density, kde_score, silverman_covariance
 from .report import atlas
+from .tomato import TomatoResult, knn_log_density, tomato, tomato_score
 
 __all__ = [
     "METHODS",
     "BinnedKDE",
+    "KNNGraph",
     "MinimaComparison",
+    "TomatoResult",
     "alpha_sweep",
     "atlas",
     "basin_hopping_minima",
@@ -24,8 +29,13 @@ __all__ = [
     "blend",
     "compare",
     "diffusion_coords",
+    "diffusion_map",
     "diffusion_score",
     "kde_density",
     "kde_score",
+    "knn_graph",
+    "knn_log_density",
     "silverman_covariance",
+    "tomato",
+    "tomato_score",
 ]

@@ -30,12 +30,14 @@ from typing import Any
 import numpy as np
 
 from .._optional import import_optional
-from .._validate import as_matrix, as_rng, check_choice, check_float, check_k
+from .._validate import as_matrix, as_rng, check_choice, check_float, check_int, check_k
 from ..metrics import jaccard, jaccard_matrix, mean_over, pearson, purity, quantile_mask
 from ..spectral import feature_laplacian, minmax, rayleigh_energy
 from .basin import basin_hopping_score
-from .diffusion import diffusion_score
+from .diffusion import diffusion_map, score_from_coords
+from .graph import knn_graph
 from .kde import EXACT_MAX_N, BinnedKDE, kde_density
+from .tomato import TomatoResult, knn_log_density, tomato, tomato_score
 
 __all__ = ["METHODS", "MinimaComparison", "alpha_sweep", "blend", "check_alpha", "check_quantile", "compare"]
 
@@ -48,8 +50,10 @@ METHODS = (
     "DiffMaps + Spectral",
     "BasinHop",
     "BasinHop + Spectral",
+    "ToMATo",
+    "ToMATo + Spectral",
 )
-VANILLA = ("KDE", "DiffMaps", "BasinHop")
+VANILLA = ("KDE", "DiffMaps", "BasinHop", "ToMATo")
 #: Fewest points ``compare`` accepts (diffusion maps and a 2-D KDE need a handful).
 MIN_POINTS = 10
 #: Largest N for ``notebook_compat=True`` (dense N×N float64 kernel: 3.2 GB at this size).
@@ -123,13 +127,15 @@ class MinimaComparison:
         One per method of :data:`METHODS`: ``method``, ``purity`` (only with labels), ``jaccard``
         (with the Spectral set), ``mean_energy`` (mean R_norm over the set).
     sweep : list of dict
-        :func:`alpha_sweep` over 21 alphas for "KDE", "DiffMaps", "BasinHop".
+        :func:`alpha_sweep` over 21 alphas for "KDE", "DiffMaps", "BasinHop", "ToMATo".
     correlations : dict
-        Pearson r of R_norm with each vanilla score ("KDE", "DiffMaps", "BasinHop").
+        Pearson r of R_norm with each vanilla score ("KDE", "DiffMaps", "BasinHop", "ToMATo").
     masks, scores : dict name -> (n,)
         Minima masks and the scores they came from (Spectral = R_norm).
     energy : (n,) R_norm;  view : (n, 2) PCA view;  density : (n,) KDE density at the items
     minima : (m, 2) basin-hopping minima in the view
+    tomato : TomatoResult   ToMATo's clusters and persistence diagram
+    info : dict   sizes, the paths taken, the kNN graph's method and sampled recall, timings
     """
 
     rows: list[dict[str, Any]]
@@ -147,10 +153,11 @@ class MinimaComparison:
     k: int
     notebook_compat: bool
     info: dict[str, Any] = field(default_factory=dict)
+    tomato: TomatoResult | None = None
 
     @property
     def jaccard_matrix(self) -> np.ndarray:
-        """(7, 7) pairwise Jaccard of the masks in :data:`METHODS` order."""
+        """(9, 9) pairwise Jaccard of the masks in :data:`METHODS` order."""
         return jaccard_matrix([self.masks[m] for m in METHODS])
 
     def to_frame(self) -> Any:
@@ -184,10 +191,12 @@ def compare(
     kde_method: str = "auto",
     diffusion_method: str = "auto",
     n_neighbors: int = 30,
+    knn: str = "auto",
+    n_clusters: int | None = None,
     threads: int | None = None,
     basin_kwargs: Mapping[str, Any] | None = None,
 ) -> MinimaComparison:
-    """Local minima of a latent space by seven methods, as in the seed notebook.
+    """Local minima of a latent space by nine methods: the seed notebook's seven and ToMATo (vanilla, blended).
 
     Parameters
     ----------
@@ -210,9 +219,14 @@ def compare(
     n_seeds : int, default 14
         Basin-hopping starts.
     kde_method : {"auto", "exact", "binned"}
-    diffusion_method : {"auto", "dense", "sparse"}
+    diffusion_method : {"auto", "dense", "nystrom", "sparse"}
     n_neighbors : int, default 30
-        kNN graph size for the sparse diffusion path.
+        Neighbours per item of the kNN graph (ToMATo; the sparse diffusion path).
+    knn : {"auto", "exact", "approx"}
+        How the kNN graph is built (:func:`latentatlas.minima.graph.knn_graph`); an approximate
+        graph's sampled recall is in ``info["knn_recall"]``.
+    n_clusters : int, optional
+        ToMATo's clusters; None: the widest gap of its persistence diagram.
     threads : int, optional
         Threads for the Rust kernels.
     basin_kwargs : mapping, optional
@@ -250,10 +264,12 @@ def compare(
         kde_method, diffusion_method = "exact", "notebook"
     else:
         check_choice(kde_method, "kde_method", ("auto", "exact", "binned"))
-        check_choice(diffusion_method, "diffusion_method", ("auto", "dense", "sparse"))
+        check_choice(diffusion_method, "diffusion_method", ("auto", "dense", "nystrom", "sparse"))
+    check_choice(knn, "knn", ("auto", "exact", "approx"))
+    n_neighbors = check_int(n_neighbors, "n_neighbors", high=n, high_inclusive=False, what=f"n_samples = {n}")
     info: dict[str, Any] = {"n": n, "n_features": f, "kde_method": kde_method, "diffusion_method": diffusion_method}
 
-    steps = tqdm(total=6, desc="minima", disable=not progress)
+    steps = tqdm(total=8, desc="minima", disable=not progress)
     timings: dict[str, float] = {}
     info["timings"] = timings  # seconds per step, for the benchmark's growth table
     clock: dict[str, Any] = {"t": time.perf_counter(), "name": ""}
@@ -284,8 +300,27 @@ def compare(
         dn = minmax(density)
         kde_s = 1.0 - dn
         steps.update()
+        step("kNN graph")
+        graph = knn_graph(X, n_neighbors, method=knn, threads=threads)  # type: ignore[arg-type]
+        info.update(knn_method=graph.method, knn_k=graph.k, knn_recall=graph.recall, knn_recall_rows=graph.n_recall)
+        steps.update()
         step("diffusion maps")
-        dif_s = diffusion_score(X, method=diffusion_method, n_neighbors=n_neighbors, threads=threads)  # type: ignore[arg-type]
+        coords, comp, info["diffusion_path"] = diffusion_map(
+            X,
+            method=diffusion_method,  # type: ignore[arg-type]
+            n_neighbors=n_neighbors,
+            graph=graph,
+            threads=threads,
+        )
+        info["diffusion_components"] = int(comp.max()) + 1
+        dif_s = score_from_coords(coords, comp)
+        steps.update()
+        step("ToMATo")
+        indptr, indices = graph.symmetric_csr()
+        tom = tomato(knn_log_density(graph.d2), indptr, indices, n_clusters=n_clusters)
+        tom_s = tomato_score(tom)
+        info.update(tomato_clusters=tom.n_clusters, tomato_leaves=int(tom.peaks.size))
+        del indptr, indices, graph
         steps.update()
         step("basin-hopping")
         bh_s, minima = basin_hopping_score(
@@ -293,7 +328,7 @@ def compare(
         )
         steps.update()
         step("sweep")
-        vanilla = {"KDE": kde_s, "DiffMaps": dif_s, "BasinHop": bh_s}
+        vanilla = {"KDE": kde_s, "DiffMaps": dif_s, "BasinHop": bh_s, "ToMATo": tom_s}
         scores: dict[str, np.ndarray] = {"Spectral": R}
         masks: dict[str, np.ndarray] = {"Spectral": quantile_mask(R, q)}
         for name, v in vanilla.items():
@@ -333,4 +368,5 @@ def compare(
         k=k,
         notebook_compat=bool(notebook_compat),
         info=info,
+        tomato=tom,
     )

@@ -53,6 +53,10 @@ def _run(args: argparse.Namespace) -> int:
         rng=args.seed,
         notebook_compat=args.notebook_compat,
         progress=not args.quiet,
+        knn=args.knn,
+        n_neighbors=args.n_neighbors,
+        n_clusters=args.clusters,
+        max_points=args.max_points,
     )
     if not args.quiet:
         print(res.table())
@@ -65,7 +69,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "atlas",
         help="local-minima atlas of an embedding matrix (HTML report)",
-        description="Compare KDE, diffusion-map and basin-hopping minima, vanilla and blended with the "
+        description="Compare KDE, diffusion-map, basin-hopping and ToMATo minima, vanilla and blended with the "
         "feature-graph spectral energy, and write one self-contained HTML report.",
     )
     p.add_argument("input", help="embedding matrix: .npy, .npz or .safetensors (n_samples × n_features)")
@@ -80,6 +84,25 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--quantile", type=float, default=0.10, help="minima = bottom quantile of each score (default: %(default)s)"
+    )
+    p.add_argument(
+        "--knn",
+        choices=("auto", "exact", "approx"),
+        default="auto",
+        help="kNN graph of ToMATo / sparse diffusion: exact (O(N²)), approximate (faiss HNSW, "
+        "latentatlas[minima]) or auto (exact up to 20,000 items) (default: %(default)s)",
+    )
+    p.add_argument(
+        "--n-neighbors", type=int, default=30, help="neighbours per item in the kNN graph (default: %(default)s)"
+    )
+    p.add_argument(
+        "--clusters", type=int, default=None, help="ToMATo clusters to keep (default: the persistence diagram's widest gap)"
+    )
+    p.add_argument(
+        "--max-points",
+        type=int,
+        default=20000,
+        help="scatter charts draw at most this many items, evenly strided (default: %(default)s)",
     )
     p.add_argument("--seed", type=seed_arg, default=42, help="seed of the basin-hopping starts (default: %(default)s)")
     p.add_argument(

@@ -34,13 +34,14 @@ import numpy as np
 
 from .._validate import as_matrix, check_choice, check_int, check_threads
 from ..spectral import minmax
+from .graph import KNNGraph, knn_graph
 
-__all__ = ["DENSE_MAX_N", "diffusion_coords", "diffusion_score", "seed_bandwidth"]
+__all__ = ["DENSE_MAX_N", "diffusion_coords", "diffusion_map", "diffusion_score", "score_from_coords", "seed_bandwidth"]
 
 #: Above this many points ``method="auto"`` uses the sparse kNN path.
 DENSE_MAX_N = 2_000
 
-DiffusionMethod = Literal["auto", "dense", "sparse", "notebook"]
+DiffusionMethod = Literal["auto", "dense", "nystrom", "sparse", "notebook"]
 
 
 def seed_bandwidth(X: np.ndarray) -> float:
@@ -85,44 +86,102 @@ def knn_sqdist(X: np.ndarray, k: int, *, threads: int | None = None) -> tuple[np
     return _core.knn_sqdist(np.ascontiguousarray(X, dtype=np.float32), k=k, threads=threads)
 
 
-def _sparse(X: np.ndarray, s2: float, k: int, threads: int | None) -> tuple[np.ndarray, np.ndarray]:
-    import scipy.sparse as sp
+def _sym_eigs(M: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top 3 eigenpairs (descending) of a symmetric matrix: dense ``eigh`` when small, else ``eigsh``."""
     from scipy.sparse.linalg import eigsh
 
-    n = X.shape[0]
-    d2, idx = knn_sqdist(X, k, threads=threads)
-    rows = np.repeat(np.arange(n), k)
-    K = sp.csr_matrix((np.exp(-d2.ravel() / (2.0 * s2)), (rows, idx.ravel())), shape=(n, n))
-    K = (K.maximum(K.T) + sp.identity(n, format="csr")).tocsr()
-    d = np.asarray(K.sum(axis=1)).ravel()
-    r = 1.0 / np.sqrt(d)
-    M = (sp.diags(r) @ K @ sp.diags(r)).tocsr()
-    v0 = np.random.default_rng(0).standard_normal(n)  # fixed start: same input, same result
-    vals, vecs = eigsh(M, k=3, which="LA", v0=v0, tol=1e-8)
+    if n <= DENSE_MAX_N:
+        from scipy.linalg import eigh
+
+        A = M.toarray() if hasattr(M, "toarray") else M
+        vals, vecs = eigh(A, subset_by_index=[n - 3, n - 1])
+    else:
+        v0 = np.random.default_rng(0).standard_normal(n)  # fixed start: same input, same result
+        vals, vecs = eigsh(M, k=3, which="LA", v0=v0, tol=1e-8)
     order = np.argsort(-vals)
-    return vals[order], vecs[:, order] * r[:, None]
+    return vals[order], vecs[:, order]
 
 
-def diffusion_coords(
+def _sparse(d2: np.ndarray, idx: np.ndarray, s2: float) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates (n, 2) and connected component (n,) on the kNN graph, each component on its own."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    n, k = idx.shape
+    K = sp.csr_matrix((np.exp(-d2.ravel() / (2.0 * s2)), idx.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n))
+    K = (K.maximum(K.T) + sp.identity(n, format="csr")).tocsr()
+    n_comp, comp = connected_components(K, directed=False)
+    coords = np.zeros((n, 2))
+    for c in range(n_comp):
+        members = np.flatnonzero(comp == c)
+        if members.size < 4:  # too small for two non-trivial eigenvectors: at its own centre
+            continue
+        Kc = K[members][:, members] if n_comp > 1 else K
+        r = 1.0 / np.sqrt(np.asarray(Kc.sum(axis=1)).ravel())
+        M = (sp.diags(r) @ Kc @ sp.diags(r)).tocsr()
+        vals, vecs = _sym_eigs(M, members.size)
+        coords[members] = (vecs * r[:, None])[:, 1:3] * vals[np.newaxis, 1:3]
+    return coords, comp.astype(np.int64)
+
+
+def _nystrom(X: Any, s2: float, n_landmarks: int, seed: int, block: int = 8192) -> np.ndarray:
+    """Coordinates (n, 2) from the dense diffusion map of a random landmark subset, extended to every
+    point by the Nyström formula ``ψ(x) = Σ_l P(x, l) ψ_L(l) / λ`` (so ``λψ(x) = P(x, L) ψ_L``)."""
+    from scipy.linalg import eigh
+
+    n = X.shape[0]
+    m = min(n_landmarks, n)
+    L = np.asarray(X[np.sort(np.random.default_rng(seed).choice(n, size=m, replace=False))], dtype=np.float64)
+    ll = np.einsum("ij,ij->i", L, L)
+
+    def kernel(rows: np.ndarray) -> np.ndarray:
+        rr = np.einsum("ij,ij->i", rows, rows)
+        D2 = np.maximum(rr[:, None] + ll[None, :] - 2.0 * (rows @ L.T), 0.0)
+        return np.exp(-D2 / (2.0 * s2))
+
+    K = kernel(L)
+    r = 1.0 / np.sqrt(K.sum(axis=1))
+    vals, vecs = eigh(K * r[:, None] * r[None, :], subset_by_index=[m - 3, m - 1])
+    psi = (vecs[:, ::-1] * r[:, None])[:, 1:3]  # right eigenvectors 2-3 of P_LL
+    out = np.empty((n, 2))
+    for s in range(0, n, block):
+        Kx = kernel(np.asarray(X[s : s + block], dtype=np.float64))
+        tot = Kx.sum(axis=1, keepdims=True)
+        # A point too far from every landmark for the kernel (underflow) sits at the centre, never NaN.
+        out[s : s + block] = np.where(tot > 0, (Kx / np.where(tot > 0, tot, 1.0)) @ psi, 0.0)
+    return out
+
+
+def diffusion_map(
     X: Any,
     *,
     method: DiffusionMethod = "auto",
     n_neighbors: int = 30,
+    n_landmarks: int = 1000,
+    graph: KNNGraph | None = None,
+    seed: int = 0,
     threads: int | None = None,
-) -> np.ndarray:
-    """Diffusion-map coordinates (n, 2): eigenvectors 2-3 of P times their eigenvalues.
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(coords (n, 2), component (n,) int64, path)``: diffusion coordinates, the connected component
+    of each point (all 0 except on the sparse path of a disconnected graph) and the path taken.
 
     Parameters
     ----------
     X : array-like, shape (n_samples, n_features)
-    method : {"auto", "dense", "sparse", "notebook"}
-        See the module docstring. ``"auto"``: dense up to :data:`DENSE_MAX_N` points.
+    method : {"auto", "dense", "nystrom", "sparse", "notebook"}
+        See the module docstring. ``"auto"``: dense up to :data:`DENSE_MAX_N` points, else Nyström.
     n_neighbors : int, default 30
-        Neighbours per item in the sparse kNN kernel (ignored by the dense paths).
+        Neighbours per item of the sparse path's kNN kernel (ignored when ``graph`` is given).
+    n_landmarks : int, default 1000
+        Landmarks of the Nyström path.
+    graph : KNNGraph, optional
+        A kNN graph of X to reuse on the sparse path (:func:`latentatlas.minima.graph.knn_graph`).
+    seed : int
+        Draws the Nyström landmarks.
     threads : int, optional
         Threads for the kNN search (the result does not depend on it).
     """
-    check_choice(method, "method", ("auto", "dense", "sparse", "notebook"))
+    check_choice(method, "method", ("auto", "dense", "nystrom", "sparse", "notebook"))
     X = as_matrix(X, "X")
     n = X.shape[0]
     need = 6 if method == "notebook" else 4
@@ -133,33 +192,55 @@ def diffusion_coords(
     s2 = seed_bandwidth(X)
     threads = check_threads(threads)
     if method == "auto":
-        method = "dense" if n <= DENSE_MAX_N else "sparse"
+        method = "dense" if n <= DENSE_MAX_N else "nystrom"
+    comp = np.zeros(n, dtype=np.int64)
     if method == "sparse":
-        n_neighbors = check_int(n_neighbors, "n_neighbors", high=n - 1, high_inclusive=False, what="n_samples - 1")
-        vals, vecs = _sparse(X, s2, n_neighbors, threads)
-    else:
-        Xd = np.asarray(X, dtype=np.float64)
-        if not np.isfinite(Xd).all():
-            raise ValueError("X contains NaN or infinity")
+        if graph is None:
+            n_neighbors = check_int(n_neighbors, "n_neighbors", high=n - 1, high_inclusive=False, what="n_samples - 1")
+            graph = knn_graph(X, n_neighbors, method="exact", threads=threads)
+        elif graph.idx.shape[0] != n:
+            raise ValueError(f"graph has {graph.idx.shape[0]} points but X has {n} rows")
+        coords, comp = _sparse(graph.d2, graph.idx, s2)
+        return coords, comp, method
+    if method == "nystrom":
+        n_landmarks = check_int(n_landmarks, "n_landmarks", low=4)
         from threadpoolctl import threadpool_limits
 
-        # Small dense problems: one BLAS thread is as fast and does not spin on a busy machine.
         with threadpool_limits(1 if n <= 4000 else None):
-            vals, vecs = _dense(Xd, s2, notebook=method == "notebook")
-    return vecs[:, 1:3] * vals[np.newaxis, 1:3]
+            return _nystrom(X, s2, n_landmarks, seed), comp, method
+    Xd = np.asarray(X, dtype=np.float64)
+    if not np.isfinite(Xd).all():
+        raise ValueError("X contains NaN or infinity")
+    from threadpoolctl import threadpool_limits
+
+    # Small dense problems: one BLAS thread is as fast and does not spin on a busy machine.
+    with threadpool_limits(1 if n <= 4000 else None):
+        vals, vecs = _dense(Xd, s2, notebook=method == "notebook")
+    return vecs[:, 1:3] * vals[np.newaxis, 1:3], comp, method
 
 
-def diffusion_score(
-    X: Any,
-    *,
-    method: DiffusionMethod = "auto",
-    n_neighbors: int = 30,
-    threads: int | None = None,
-) -> np.ndarray:
+def diffusion_coords(X: Any, **kwargs: Any) -> np.ndarray:
+    """Diffusion-map coordinates (n, 2): eigenvectors 2-3 of P times their eigenvalues.
+
+    Keyword arguments are those of :func:`diffusion_map`.
+    """
+    return diffusion_map(X, **kwargs)[0]
+
+
+def score_from_coords(coords: np.ndarray, component: np.ndarray) -> np.ndarray:
+    """Min-max distance of each point's coordinates to its component's mean, per component (n,)."""
+    out = np.zeros(coords.shape[0])
+    for c in np.unique(component):
+        m = component == c
+        out[m] = minmax(np.linalg.norm(coords[m] - coords[m].mean(axis=0), axis=1))
+    return out
+
+
+def diffusion_score(X: Any, **kwargs: Any) -> np.ndarray:
     """Vanilla diffusion-maps minimum score (n,): min-max distance of the coordinates to their mean.
 
-    Same parameters as :func:`diffusion_coords`. Low score = near the diffusion centroid.
+    Keyword arguments are those of :func:`diffusion_map`. Low score = near the diffusion centroid;
+    on a disconnected kNN graph (sparse path) each component is scored on its own.
     """
-
-    c = diffusion_coords(X, method=method, n_neighbors=n_neighbors, threads=threads)
-    return minmax(np.linalg.norm(c - c.mean(axis=0), axis=1))
+    coords, comp, _ = diffusion_map(X, **kwargs)
+    return score_from_coords(coords, comp)

@@ -22,6 +22,7 @@ __all__ = [
     "jaccard_heatmap",
     "kde_density_chart",
     "method_bars",
+    "persistence_diagram",
     "score_scatter",
 ]
 
@@ -250,4 +251,58 @@ def energy_vs_score(
         yaxis_title="R_norm (λ)",
         template=TEMPLATE,
     )
+    return fig
+
+
+def persistence_diagram(
+    diagram: Any,
+    component_peaks: Any = (),
+    n_clusters: int | None = None,
+    *,
+    title: str = "ToMATo persistence diagram (density superlevel sets)",
+) -> go.Figure:
+    """ToMATo's diagram: one point (birth, death) per merge (density of the younger peak, density where
+    it merged), the diagonal, and each connected component's peak as a point that never dies (drawn on
+    a line below the lowest death). With ``n_clusters``, the merges ToMATo kept apart are highlighted.
+    """
+    D = np.asarray(diagram, dtype=np.float64).reshape(-1, 2)
+    comp = np.asarray(component_peaks, dtype=np.float64).ravel()
+    fig = go.Figure()
+    lo = float(min(D.min(initial=np.inf), comp.min(initial=np.inf)))
+    hi = float(max(D.max(initial=-np.inf), comp.max(initial=-np.inf)))
+    if not np.isfinite(lo):
+        lo, hi = 0.0, 1.0
+    pad = 0.05 * (hi - lo or 1.0)
+    floor = lo - pad
+    prom = D[:, 0] - D[:, 1]
+    kept = np.zeros(len(D), dtype=bool)
+    if n_clusters is not None and len(D):
+        n_kept = max(0, int(n_clusters) - comp.size)
+        kept[np.argsort(-prom, kind="stable")[:n_kept]] = True
+    fig.add_trace(go.Scatter(x=[floor, hi + pad], y=[floor, hi + pad], mode="lines", name="diagonal",
+                             line=dict(color="lightgrey", dash="dash"), hoverinfo="skip"))  # fmt: skip
+    for sel, name, color in ((~kept, "merged (noise)", PALETTE[0]), (kept, "kept apart (clusters)", "red")):
+        if sel.any():
+            fig.add_trace(
+                scatter_cls(int(sel.sum()))(
+                    x=D[sel, 0],
+                    y=D[sel, 1],
+                    mode="markers",
+                    name=name,
+                    marker=dict(color=color, size=6),
+                    hovertemplate="birth %{x:.3f}<br>death %{y:.3f}<extra></extra>",
+                )
+            )
+    if comp.size:
+        fig.add_trace(
+            go.Scatter(
+                x=comp,
+                y=np.full(comp.size, floor),
+                mode="markers",
+                name="component peaks (never die)",
+                marker=dict(symbol="triangle-down", size=11, color="black"),
+            )
+        )
+    fig.update_layout(title=title, xaxis_title="birth (peak density)", yaxis_title="death (merge density)",
+                      template=TEMPLATE)  # fmt: skip
     return fig

@@ -26,6 +26,7 @@ from .plots import (
     jaccard_heatmap,
     kde_density_chart,
     method_bars,
+    persistence_diagram,
     score_scatter,
 )
 
@@ -70,10 +71,21 @@ def atlas_sections(res: MinimaComparison, *, name: str = "data", max_points: int
         f"mode: {mode}; alpha = {res.alpha}; k = {res.k}; quantile = {res.quantile}",
         f"KDE path: {info.get('kde_path')}"
         + (f" (max error vs exact {info['kde_max_rel_error']:.1e} of peak)" if "kde_max_rel_error" in info else "")
-        + f"; diffusion path: {info.get('diffusion_method')}; basin-hopping minima found: {len(res.minima)}",
+        + f"; diffusion path: {info.get('diffusion_path', info.get('diffusion_method'))}"
+        + f"; basin-hopping minima found: {len(res.minima)}",
+        f"kNN graph: {info.get('knn_method')}, k = {info.get('knn_k')}"
+        + (
+            f", sampled recall@k {info['knn_recall']:.3f} on {info['knn_recall_rows']} rows"
+            if info.get("knn_method") == "approx" and info.get("knn_recall") is not None
+            else ""
+        )
+        + f"; ToMATo: {info.get('tomato_clusters')} clusters from {info.get('tomato_leaves')} local maxima",
     ]
     if len(idx) < n:
-        summary.append(f"charts show an evenly strided subset of {len(idx)} items; all numbers use all {n}")
+        summary.append(
+            f"scatter charts show an evenly strided subset of {len(idx)} items (max_points = {max_points}); "
+            f"all numbers use all {n}"
+        )
     q = np.quantile(res.energy, [0, 0.1, 0.5, 0.9, 1.0])
     summary.append("R_norm quantiles (min, q10, median, q90, max): " + ", ".join(f"{v:.4f}" for v in q))
     corr = ", ".join(f"r(R_norm, {k}) = {v:.2f}" for k, v in res.correlations.items())
@@ -97,10 +109,22 @@ def atlas_sections(res: MinimaComparison, *, name: str = "data", max_points: int
             [kde_density_chart(view, res.density[idx])]
             + [
                 score_scatter(view, res.scores[m][idx], res.masks[m][idx], title=f"{m} (alpha = {res.alpha})")
-                for m in ("KDE + Spectral", "DiffMaps + Spectral", "BasinHop + Spectral")
+                for m in ("KDE + Spectral", "DiffMaps + Spectral", "BasinHop + Spectral", "ToMATo + Spectral")
             ]
             + [basin_overlay(view, res.masks["BasinHop"][idx], res.masks["BasinHop + Spectral"][idx], res.minima)],
         ),
+    ]
+    if res.tomato is not None:
+        t = res.tomato
+        sections.append(
+            (
+                "ToMATo persistence",
+                f"<p>Density modes on the kNN graph merged by persistence: {t.n_clusters} clusters kept "
+                f"from {t.peaks.size} local maxima; minima = points near the peaks of the kept modes.</p>",
+                [persistence_diagram(t.diagram, t.component_peaks, t.n_clusters)],
+            )
+        )
+    sections += [
         (
             "Alpha sweep",
             "<p>21 alphas from 0 (spectral only) to 1 (vanilla only).</p>",
@@ -112,7 +136,7 @@ def atlas_sections(res: MinimaComparison, *, name: str = "data", max_points: int
             "",
             [
                 energy_vs_score(res.energy, res.scores[m], name=m, r=res.correlations[m], max_points=max_points)
-                for m in ("KDE", "DiffMaps", "BasinHop")
+                for m in ("KDE", "DiffMaps", "BasinHop", "ToMATo")
             ],
         ),
     ]
@@ -197,8 +221,8 @@ def demo_chapter(out: Path, *, verbose: bool = True) -> list[Section]:
     figs.append(method_bars(runs[0][2].rows, title="Seed corpus, notebook-compatible: purity and mean λ"))
     figs.append(method_bars(runs[2][2].rows, title="Digits, default mode: purity and mean λ"))
     intro = (
-        "<p>Seven minima methods (spectral energy, KDE, diffusion maps, basin-hopping, each vanilla and "
-        "blended with the spectral energy at alpha = 0.5). The notebook-compatible run reproduces the "
+        "<p>Nine minima methods (spectral energy; KDE, diffusion maps, basin-hopping and ToMATo, each vanilla "
+        "and blended with the spectral energy at alpha = 0.5). The notebook-compatible run reproduces the "
         "published table; the default mode takes the KDE density modes as minima and P's true diffusion "
         "eigenvectors (see the README).</p>"
     )

@@ -7,7 +7,7 @@
 //! Floors (each module uses only those below it):
 //! 1. `error`, `real`, `check`, `threads`, `simd`, `tile` (the one GEMM call), `topk`;
 //! 2. `gemm_topk`: THE primitive, blocked GEMM + fused per-row top-k;
-//! 3. `knn`, `sae` (encode), `lambda_topk` (λ-aware search) on the primitive; `taumode` on `energy`; `gram`, `energy`, `sparse`, `search`, `adam` beside it.
+//! 3. `knn`, `sae` (encode), `lambda_topk` (λ-aware search) on the primitive; `taumode` on `energy`; `gram`, `energy`, `sparse`, `search`, `adam`, `tomato` (graph persistence) beside it.
 
 // Index loops over fixed-size blocks read more clearly than zipped iterators in the kernels.
 #![allow(clippy::needless_range_loop)]
@@ -32,6 +32,7 @@ pub mod search;
 pub mod simd;
 pub mod sparse;
 pub mod taumode;
+pub mod tomato;
 
 pub use adam::{adam_step, AdamOptions};
 pub use energy::{rayleigh_energy, EdgeList};
@@ -47,4 +48,5 @@ pub use simd::{simd_path, simd_warning, SimdPath};
 pub use sparse::{sparse_decode, sparse_gather_dot, sparse_scatter_rows, Accum};
 pub use taumode::taumode_raw;
 pub use threads::{global_threads, max_threads, with_threads, MAX_THREADS_PER_CORE};
+pub use tomato::{tomato_forest, TomatoForest};
 pub use topk::TopK;

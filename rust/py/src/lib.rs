@@ -5,7 +5,7 @@
 //! arrays. Arrays are positional-only, options keyword-only. Validation that needs Python types
 //! (dtype conversion, sparse formats, messages naming the user's arguments) lives in the package.
 //! One file per core area: `spectral` (gram, energy), `topk` (the primitive, kNN), `sae`,
-//! `sparse`, `search`, `lambda` (λ-aware search, taumode λ), `adam`, `simd`; shared conversions in `convert`.
+//! `sparse`, `search`, `lambda` (λ-aware search, taumode λ), `adam`, `tomato`, `simd`; shared conversions in `convert`.
 
 use latentatlas_core as core;
 use pyo3::exceptions::PyRuntimeWarning;
@@ -19,6 +19,7 @@ mod search;
 mod simd;
 mod sparse;
 mod spectral;
+mod tomato;
 mod topk;
 
 #[pymodule]
@@ -32,6 +33,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(spectral::rayleigh_energy, m)?)?;
     m.add_function(wrap_pyfunction!(topk::gemm_topk, m)?)?;
     m.add_function(wrap_pyfunction!(topk::knn_sqdist, m)?)?;
+    m.add_function(wrap_pyfunction!(tomato::tomato_forest, m)?)?;
     m.add_function(wrap_pyfunction!(sae::sae_encode, m)?)?;
     m.add_function(wrap_pyfunction!(sae::sae_encode_threshold, m)?)?;
     m.add_function(wrap_pyfunction!(sparse::sparse_decode, m)?)?;
