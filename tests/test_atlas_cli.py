@@ -61,7 +61,7 @@ def test_formats_and_python_api(data, tmp_path, monkeypatch):
     from latentatlas.minima import atlas
 
     path, res = atlas(X, y, out=tmp_path / "api.html", progress=False)
-    assert path.exists() and len(res.rows) == 7 and res.alpha == 0.5
+    assert path.exists() and len(res.rows) == 9 and res.alpha == 0.5
 
 
 @pytest.mark.parametrize(

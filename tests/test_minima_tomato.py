@@ -93,7 +93,9 @@ def test_duplicates_identical_rows_and_small_n():
 
 def test_disconnected_graph_scored_per_component():
     rng = np.random.default_rng(3)
-    X = np.vstack([rng.standard_normal((60, 4)), 1e3 + rng.standard_normal((50, 4)), -1e4 + rng.standard_normal((8, 4))])
+    X = np.vstack(
+        [rng.standard_normal((60, 4)), 1e3 + rng.standard_normal((50, 4)), -1e4 + rng.standard_normal((8, 4))]
+    )
     g = knn_graph(X, 5, method="exact")
     coords, comp, path = diffusion_map(X, method="sparse", graph=g)
     assert path == "sparse" and comp.max() + 1 == 3 and np.isfinite(coords).all()

@@ -142,7 +142,11 @@ def tomato_forest(
     *,
     threads: int | None = None,
 ) -> tuple[
-    npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
 ]:
     """ToMATo's merge forest of density (n) on a CSR graph: (raw_cluster n, peaks r, merges m×2, birth m, death m).
 

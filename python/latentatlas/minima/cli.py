@@ -96,7 +96,10 @@ def register(sub: Any) -> None:
         "--n-neighbors", type=int, default=30, help="neighbours per item in the kNN graph (default: %(default)s)"
     )
     p.add_argument(
-        "--clusters", type=int, default=None, help="ToMATo clusters to keep (default: the persistence diagram's widest gap)"
+        "--clusters",
+        type=int,
+        default=None,
+        help="ToMATo clusters to keep (default: the persistence diagram's widest gap)",
     )
     p.add_argument(
         "--max-points",
