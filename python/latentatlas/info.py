@@ -27,6 +27,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "text": ("onnxruntime", "tokenizers"),
     "llm": ("gguf", "tokenizers"),
     "umap": ("umap",),
+    "minima": ("faiss",),
     "parquet": ("pyarrow",),
     "dask": ("dask", "distributed"),
 }
