@@ -37,10 +37,13 @@ def test_end_to_end_report_renders(data, monkeypatch):
     orig = blend.compare
     monkeypatch.setattr(blend, "compare", lambda *a, **k: orig(*a, **k, basin_kwargs={"niter": 5}, n_seeds=4))
     out = d / "report.html"
-    assert main(["atlas", str(d / "x.npy"), "--labels", str(d / "y.txt"), "--out", str(out), *FAST]) == 0
+    args = ["--knn", "exact", "--n-neighbors", "10", "--clusters", "3", "--max-points", "50"]
+    assert main(["atlas", str(d / "x.npy"), "--labels", str(d / "y.txt"), "--out", str(out), *args, *FAST]) == 0
     text = out.read_text()
     assert "Comparison" in text and "BasinHop + Spectral" in text and "purity" in text
-    page = check_html(out, min_plots=12)
+    assert "ToMATo persistence" in text and "3 clusters kept" in text
+    assert "evenly strided subset of 50 items (max_points = 50); all numbers use all 90" in text
+    page = check_html(out, min_plots=16)
     assert page.n_rendered == page.n_plots
 
 
@@ -80,6 +83,8 @@ def test_formats_and_python_api(data, tmp_path, monkeypatch):
         (["x.npy", "--alpha", "1.5"], "alpha must be in [0, 1]"),
         (["x.npy", "--quantile", "0"], "quantile must be in the open interval"),
         (["tiny.npy"], "at least 10 points"),
+        (["x.npy", "--n-neighbors", "90"], "n_neighbors must be"),
+        (["x.npy", "--clusters", "0"], "n_clusters must be"),
     ],
 )
 def test_bad_input_one_line_error(data, args, message, capsys):

@@ -55,3 +55,12 @@ def test_compare_records_the_graph_and_tomato():
         compare(X, y, knn="fast", progress=False)
     with pytest.raises(ValueError, match="n_neighbors"):
         compare(X[:20], y[:20], n_neighbors=20, progress=False)
+
+
+def test_compare_on_duplicates_and_identical_rows():
+    X, y, _ = three_gaussians(np.random.default_rng(3), n_per_cluster=20, dim=16)
+    Xd, yd = np.repeat(X, 3, axis=0), np.repeat(y, 3)  # every point three times: zero distances
+    res = compare(Xd, yd, knn="exact", n_neighbors=5, progress=False, n_seeds=2, basin_kwargs={"niter": 3})
+    assert all(np.isfinite(s).all() for s in res.scores.values())
+    with pytest.raises(ValueError, match="identical|degenerate|line"):
+        compare(np.ones((30, 4)), k=2, n_neighbors=5, progress=False)

@@ -266,7 +266,9 @@ def compare(
         check_choice(kde_method, "kde_method", ("auto", "exact", "binned"))
         check_choice(diffusion_method, "diffusion_method", ("auto", "dense", "nystrom", "sparse"))
     check_choice(knn, "knn", ("auto", "exact", "approx"))
-    n_neighbors = check_int(n_neighbors, "n_neighbors", high=n, high_inclusive=False, what=f"n_samples = {n}")
+    n_neighbors = check_int(n_neighbors, "n_neighbors", high=n, high_inclusive=False, what="n_samples")
+    if n_clusters is not None:
+        n_clusters = check_int(n_clusters, "n_clusters", low=1)
     info: dict[str, Any] = {"n": n, "n_features": f, "kde_method": kde_method, "diffusion_method": diffusion_method}
 
     steps = tqdm(total=8, desc="minima", disable=not progress)

@@ -31,9 +31,11 @@ graph gives 0.31 (the seed's bandwidth makes the dense kernel nearly global, the
 a 150-NN graph 0.77, Nyström with 1,000 landmarks 0.995; on the three-cluster corpus (4,500 × 128)
 the 30-NN graph gives 0.88 and Nyström 0.64 (1,000 landmarks) / 0.69 (2,000): there the dense
 score's order inside each cluster is a 0.1 %-scale effect (λ₂ = 0.999) that landmark averaging
-smooths away. No construction measured agrees on both; ``"auto"`` takes the dense path up to
-:data:`DENSE_MAX_N` points and the sparse one above (it reuses the kNN graph, so it costs almost
-nothing beyond it at 1,000,000 points); ``method="nystrom"`` is the choice for data like digits.
+smooths away. No construction measured agrees on both. ``"auto"`` takes the dense path up to
+:data:`DENSE_MAX_N` points, the sparse one up to :data:`SPARSE_MAX_N` (it reuses the exact kNN
+graph) and Nyström above: the sparse eigenproblem's leading eigenvalues crowd towards 1 as N grows
+(Lanczos took 100 s at N = 100,000 on the loaded machine and grows faster than N), while Nyström's
+cost is linear in N. ``method="nystrom"`` is also the choice for digits-like data at any size.
 """
 
 from __future__ import annotations
@@ -46,10 +48,21 @@ from .._validate import as_matrix, check_choice, check_int, check_threads
 from ..spectral import minmax
 from .graph import KNNGraph, knn_graph
 
-__all__ = ["DENSE_MAX_N", "diffusion_coords", "diffusion_map", "diffusion_score", "score_from_coords", "seed_bandwidth"]
+__all__ = [
+    "DENSE_MAX_N",
+    "SPARSE_MAX_N",
+    "diffusion_coords",
+    "diffusion_map",
+    "diffusion_score",
+    "score_from_coords",
+    "seed_bandwidth",
+]
 
 #: Above this many points ``method="auto"`` uses the sparse kNN path.
 DENSE_MAX_N = 2_000
+#: Above this many points ``method="auto"`` uses the Nyström path: the sparse eigenproblem's top
+#: eigenvalues crowd towards 1 as N grows, so Lanczos needs ever more iterations (100 s at 100,000).
+SPARSE_MAX_N = 20_000
 
 DiffusionMethod = Literal["auto", "dense", "nystrom", "sparse", "notebook"]
 
@@ -179,7 +192,8 @@ def diffusion_map(
     ----------
     X : array-like, shape (n_samples, n_features)
     method : {"auto", "dense", "nystrom", "sparse", "notebook"}
-        See the module docstring. ``"auto"``: dense up to :data:`DENSE_MAX_N` points, else sparse.
+        See the module docstring. ``"auto"``: dense up to :data:`DENSE_MAX_N` points, sparse up to
+        :data:`SPARSE_MAX_N`, Nyström above.
     n_neighbors : int, default 30
         Neighbours per item of the sparse path's kNN kernel (ignored when ``graph`` is given).
     n_landmarks : int, default 1000
@@ -202,7 +216,7 @@ def diffusion_map(
     s2 = seed_bandwidth(X)
     threads = check_threads(threads)
     if method == "auto":
-        method = "dense" if n <= DENSE_MAX_N else "sparse"
+        method = "dense" if n <= DENSE_MAX_N else "sparse" if n <= SPARSE_MAX_N else "nystrom"
     comp = np.zeros(n, dtype=np.int64)
     if method == "sparse":
         if graph is None:

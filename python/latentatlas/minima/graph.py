@@ -172,7 +172,7 @@ def knn_graph(
     check_choice(method, "method", ("auto", "exact", "approx"))
     X = as_matrix(X, "X")
     n = X.shape[0]
-    k = check_int(k, "k", high=n, high_inclusive=False, what=f"n_samples = {n}")
+    k = check_int(k, "k", high=n, high_inclusive=False, what="n_samples")
     threads = check_threads(threads)
     n_recall = check_int(n_recall, "n_recall", low=0)
     if method == "auto":

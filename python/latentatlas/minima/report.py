@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import check_int
 from ..datasets import digits, three_gaussians
 from ..report import Section, write_report
 from .blend import METHODS, MinimaComparison, compare
@@ -181,6 +182,7 @@ def atlas(
     -------
     (path, result) : the written file and the :class:`MinimaComparison`
     """
+    max_points = check_int(max_points, "max_points")
     res = compare(X, labels, **compare_kwargs)
     return write_atlas(res, out, title=title, name=name, max_points=max_points), res
 
