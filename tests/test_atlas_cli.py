@@ -83,7 +83,7 @@ def test_formats_and_python_api(data, tmp_path, monkeypatch):
         (["x.npy", "--alpha", "1.5"], "alpha must be in [0, 1]"),
         (["x.npy", "--quantile", "0"], "quantile must be in the open interval"),
         (["tiny.npy"], "at least 10 points"),
-        (["x.npy", "--n-neighbors", "90"], "n_neighbors must be"),
+        (["x.npy", "--n-neighbors", "90"], "n_neighbors must satisfy"),
         (["x.npy", "--clusters", "0"], "n_clusters must be"),
     ],
 )
