@@ -131,6 +131,7 @@ def taumode_raw(
     """arrowspace's taumode λ per row of x (N×F) on L (CSR) before the min-max over items.
 
     ``tau=None``: each row's τ = max(median(x), 1e-10); else a fixed positive τ.
+    """
 
 # --- persistence-based clustering (rust/py/src/tomato.rs) ---------------------------------------
 
