@@ -295,7 +295,7 @@ def _():
 
     d = info()
     assert d["version"] == ARGS.expect_version
-    assert set(d["extras"]) == {"text", "llm", "umap", "parquet", "dask"}, d["extras"]
+    assert {"text", "llm", "umap", "parquet", "dask"} <= set(d["extras"]), d["extras"]  # the five, at least
     assert all(isinstance(x, bool) for x in d["extras"].values())
     assert isinstance(d["rayon_threads"], int) and d["rayon_threads"] >= 1
     assert d["simd"]["path"] in ("scalar", "avx2", "avx512"), d["simd"]
