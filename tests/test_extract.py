@@ -492,3 +492,24 @@ def test_chat_template_needs_jinja_for_other_formats() -> None:
     else:
         with pytest.raises(ValueError, match="jinja2"):
             ChatTemplate("{% for m in messages %}{{ m['content'] }}{% endfor %}")
+
+
+def test_residual_hook_and_all_logits(backend: GGUFBackend) -> None:
+    """The hook replaces the stream after a block: adding v at block 3 shifts block 3's state by
+    exactly v, later blocks see it, earlier ones do not; all-position logits end with the last."""
+    m = backend.model
+    ids = np.asarray([backend.encode("Steering the residual stream.")], np.int64)
+    base_logits, base = m.forward(ids, m.new_cache(1, ids.shape[1]))
+    assert base is not None
+    v = np.random.default_rng(0).standard_normal(m.config.hidden_size).astype(np.float32)
+    logits, hid = m.forward(
+        ids, m.new_cache(1, ids.shape[1]), hook=lambda li, h: h + v if li == 3 else h, all_logits=True
+    )
+    assert hid is not None and logits.shape == (1, ids.shape[1], m.config.vocab_size)
+    np.testing.assert_array_equal(hid[:3], base[:3])
+    np.testing.assert_allclose(hid[3] - base[3], np.broadcast_to(v, base[3].shape), atol=1e-4)
+    assert np.abs(hid[5] - base[5]).max() > 1e-2
+    plain_all, _ = m.forward(ids, m.new_cache(1, ids.shape[1]), all_logits=True)
+    assert _rel(plain_all[:, -1], base_logits) < 1e-5
+    with pytest.raises(ValueError, match="hook must return"):
+        m.forward(ids, m.new_cache(1, ids.shape[1]), hook=lambda li, h: h[:1])

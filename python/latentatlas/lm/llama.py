@@ -11,6 +11,7 @@ of decoder block ``l``; the last entry has the model's final RMSNorm applied (as
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -144,6 +145,16 @@ def _sample(logits: np.ndarray, temperature: float, rng: np.random.Generator) ->
     return np.array([rng.choice(p.shape[-1], p=row) for row in p], dtype=np.int64)
 
 
+ResidualHook = Callable[[int, np.ndarray], np.ndarray]
+
+
+def _apply_hook(hook: ResidualHook, layer: int, h: np.ndarray) -> np.ndarray:
+    out = np.asarray(hook(layer, h))
+    if out.shape != h.shape:
+        raise ValueError(f"hook must return the residual stream's shape {h.shape} at layer {layer}, got {out.shape}")
+    return out.astype(np.float32, copy=False)
+
+
 def _silu(x: np.ndarray) -> np.ndarray:
     return x / (1.0 + np.exp(-x))
 
@@ -186,6 +197,8 @@ class LlamaModel:
         *,
         pad_mask: np.ndarray | None = None,
         return_hidden: bool = True,
+        hook: ResidualHook | None = None,
+        all_logits: bool = False,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Run ``ids`` (batch, T) after what ``cache`` already holds; append their keys/values.
 
@@ -199,11 +212,18 @@ class LlamaModel:
             no query attends to them.
         return_hidden : bool
             Also return the per-layer hidden states.
+        hook : callable ``(layer, h) -> h``, optional
+            Called on the residual stream after each block (0-based ``layer``) with ``h`` of
+            shape (batch * T, hidden); what it returns replaces the stream (and is what the
+            hidden states record). Steering adds a direction here, as llama.cpp applies a
+            control vector; an SAE evaluation splices its reconstruction in.
+        all_logits : bool
+            Return logits at every position, shape (batch, T, vocab), not only the last.
 
         Returns
         -------
-        logits : ndarray, shape (batch, vocab)
-            Next-token logits at the last position.
+        logits : ndarray, shape (batch, vocab) or (batch, T, vocab)
+            Next-token logits at the last position (every position with ``all_logits``).
         hidden : ndarray, shape (num_layers, batch, T, hidden) or None
         """
         cfg, W = self.config, self.weights
@@ -264,10 +284,12 @@ class LlamaModel:
             gu = x @ lw.w_gate_up
             inter = cfg.intermediate_size
             h = h + (_silu(gu[:, :inter]) * gu[:, inter:]) @ lw.w_down
+            if hook is not None:
+                h = _apply_hook(hook, li, h)
             if hidden is not None:
                 hidden[li] = h.reshape(B, T, -1)
         h = h.reshape(B, T, -1)
-        last = _rms_norm(h[:, -1], W.final_norm, cfg.rms_eps)
+        last = _rms_norm(h if all_logits else h[:, -1], W.final_norm, cfg.rms_eps)
         if hidden is not None:
             hidden[-1] = _rms_norm(h, W.final_norm, cfg.rms_eps)
         logits = last @ W.lm_head.T
@@ -288,6 +310,7 @@ class LlamaModel:
         temperature: float = 0.0,
         rng: np.random.Generator | None = None,
         share_prefix: bool = True,
+        hook: ResidualHook | None = None,
     ) -> tuple[list[list[int]], list[np.ndarray] | None]:
         """Greedy (or temperature-sampled) decoding of a batch of prompts, left-padded together.
 
@@ -311,6 +334,8 @@ class LlamaModel:
             Needed when ``temperature > 0``.
         share_prefix : bool
             Run the prompts' longest common prefix once (KV cache only).
+        hook : callable ``(layer, h) -> h``, optional
+            Residual-stream hook applied at every step (see :meth:`forward`).
 
         Returns
         -------
@@ -354,18 +379,18 @@ class LlamaModel:
             cache = self.new_cache(B, npre + plen + max_new_tokens + 1)
             if npre:
                 pre = self.new_cache(1, npre)
-                _, hid = self.forward(np.asarray([prompts[0][:npre]]), pre, return_hidden=return_hidden)
+                _, hid = self.forward(np.asarray([prompts[0][:npre]]), pre, return_hidden=return_hidden, hook=hook)
                 cache.copy_prefix(pre)
                 if hid is not None:
                     hid_chunks.append(np.broadcast_to(hid, (hid.shape[0], B) + hid.shape[2:]))
-            logits, hid = self.forward(ids, cache, pad_mask=real, return_hidden=return_hidden)
+            logits, hid = self.forward(ids, cache, pad_mask=real, return_hidden=return_hidden, hook=hook)
             if hid is not None:
                 hid_chunks.append(hid)
         seq, seq_real = ids, real
         for step in range(max_new_tokens):
             if not use_cache:
                 cache = self.new_cache(B, seq.shape[1])
-                logits, _ = self.forward(seq, cache, pad_mask=seq_real, return_hidden=False)
+                logits, _ = self.forward(seq, cache, pad_mask=seq_real, return_hidden=False, hook=hook)
             nxt = logits.argmax(axis=-1) if temperature == 0 else _sample(logits, temperature, gen)
             for b in range(B):
                 if not done[b]:
@@ -374,12 +399,12 @@ class LlamaModel:
             if done.all() or step == max_new_tokens - 1:
                 if use_cache and return_hidden:
                     # run the final token too so every generated token has hidden states
-                    _, hid = self.forward(nxt[:, None], cache, return_hidden=True)
+                    _, hid = self.forward(nxt[:, None], cache, return_hidden=True, hook=hook)
                     assert hid is not None  # return_hidden=True always gives them
                     hid_chunks.append(hid)
                 break
             if use_cache:
-                logits, hid = self.forward(nxt[:, None], cache, return_hidden=return_hidden)
+                logits, hid = self.forward(nxt[:, None], cache, return_hidden=return_hidden, hook=hook)
                 if hid is not None:
                     hid_chunks.append(hid)
             else:
@@ -389,7 +414,7 @@ class LlamaModel:
             return out, None
         if not use_cache:
             full = [np.concatenate([np.asarray(p), np.asarray(o, np.int64)]) for p, o in zip(prompts, out)]
-            return out, [self.hidden_states(f) for f in full]
+            return out, [self.hidden_states(f, hook=hook) for f in full]
         allh = np.concatenate(hid_chunks, axis=2)
         res = []
         for b, p in enumerate(prompts):
@@ -397,9 +422,9 @@ class LlamaModel:
             res.append(np.ascontiguousarray(allh[:, b, keep]))
         return out, res
 
-    def hidden_states(self, ids: list[int] | np.ndarray) -> np.ndarray:
+    def hidden_states(self, ids: list[int] | np.ndarray, *, hook: ResidualHook | None = None) -> np.ndarray:
         """Per-layer hidden states (num_layers, T, hidden) of one sequence in a single pass."""
         ids = np.asarray(ids, np.int64)[None]
-        _, hid = self.forward(ids, self.new_cache(1, ids.shape[1]), return_hidden=True)
+        _, hid = self.forward(ids, self.new_cache(1, ids.shape[1]), return_hidden=True, hook=hook)
         assert hid is not None  # return_hidden=True always gives them
         return hid[:, 0]
