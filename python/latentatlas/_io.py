@@ -78,8 +78,8 @@ def fsync_dir(directory: str | os.PathLike[str]) -> None:
 
 
 @contextmanager
-def locked(directory: str | os.PathLike[str], *, wait: bool = True) -> Iterator[bool]:
-    """Hold the exclusive writer lock of ``directory`` (``flock`` on ``directory/.lock``) for the block.
+def locked(directory: str | os.PathLike[str], *, wait: bool = True, name: str = ".lock") -> Iterator[bool]:
+    """Hold the exclusive writer lock of ``directory`` (``flock`` on ``directory/name``) for the block.
 
     Writers of a multi-file artefact take it so that two processes saving into one folder run one
     after the other. Yields True when the lock is held; False when ``wait`` is False and another
@@ -91,7 +91,7 @@ def locked(directory: str | os.PathLike[str], *, wait: bool = True) -> Iterator[
         yield True
         return
     try:
-        fd = os.open(Path(directory) / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+        fd = os.open(Path(directory) / name, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError:
         yield False
         return

@@ -46,13 +46,13 @@ import json
 import os
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._io import atomic_write_bytes, inside, read_safetensors, safe_name, write_staged
+from .._io import atomic_write_bytes, fsync_dir, inside, locked, read_safetensors, safe_name, write_staged
 from .._optional import import_optional, to_numpy
 from ._arrays import ARRAY_TYPES, as_array_type
 
@@ -403,35 +403,6 @@ def _check_array_type(array_type: str) -> str:
 # ------------------------------------------------------------------------------- crash-safe commit
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def _locked(vdir: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``vdir``: one writer (or recovering reader) at a time."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - non-POSIX: atomic renames only
-        yield
-        return
-    with open(vdir / _LOCK, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
 def _stage(vdir: Path, final: str, data: bytes) -> str:
     """Write ``data`` to a fsynced temporary file in ``vdir``; returns its name."""
     return write_staged(vdir / final, data).name
@@ -457,7 +428,7 @@ def _roll_forward(vdir: Path) -> None:
             if isinstance(pair, list) and len(pair) == 2 and all(_plain(p) for p in pair):
                 with contextlib.suppress(FileNotFoundError):
                     os.replace(vdir / pair[0], vdir / pair[1])
-        _fsync_dir(vdir)  # the renames are durable before the journal goes
+        fsync_dir(vdir)  # the renames are durable before the journal goes
         journal.unlink()  # a journal that survives a power loss is replayed harmlessly
     for tmp in vdir.glob(".*.tmp"):
         tmp.unlink(missing_ok=True)
@@ -475,7 +446,7 @@ def _commit(vdir: Path, files: dict[str, bytes]) -> None:
             staged.append([_stage(vdir, name, data), name])
         tmp = _stage(vdir, _JOURNAL, json.dumps(staged).encode("utf-8"))
         os.replace(vdir / tmp, vdir / _JOURNAL)
-        _fsync_dir(vdir)  # the commit point is durable before any file is replaced
+        fsync_dir(vdir)  # the commit point is durable before any file is replaced
     except BaseException:  # not committed: the old version stands; drop what was staged
         for name, _ in staged:
             (vdir / name).unlink(missing_ok=True)
@@ -585,7 +556,7 @@ class PersonaVectorStore(_ReadAPI):
     def _recover(self, vdir: Path) -> None:
         """Finish a save that a killed process committed (needs write access; else read as is)."""
         try:
-            with _locked(vdir):
+            with locked(vdir, name=_LOCK):
                 _roll_forward(vdir)
         except PermissionError:  # pragma: no cover - a read-only store cannot hold a torn save
             pass
@@ -663,7 +634,7 @@ class PersonaVectorStore(_ReadAPI):
         from safetensors.numpy import save as st_save
 
         vdir.mkdir(parents=True, exist_ok=True)
-        with _locked(vdir):
+        with locked(vdir, name=_LOCK):
             _roll_forward(vdir)
             mpath = vdir / MANIFEST_FILENAME
             if mpath.exists():

@@ -132,33 +132,30 @@ pub(crate) fn blocked_topk<T: Real, F>(
 where
     F: Fn(usize, usize, T) -> Option<f64> + Sync,
 {
-    let (m, n) = (a.nrows(), b.nrows());
+    let m = a.nrows();
     let mut vals = buffer(&[m, k], f64::NEG_INFINITY, "k")?;
     let mut idx = buffer(&[m, k], -1i64, "k")?;
     if k == 0 {
         return Ok((vals, Array2::from_shape_vec((m, 0), idx).expect("empty")));
     }
-    vals.par_chunks_mut(ROW_BLOCK * k)
-        .zip(idx.par_chunks_mut(ROW_BLOCK * k))
-        .enumerate()
-        .for_each(|(blk, (vout, iout))| {
-            let r0 = blk * ROW_BLOCK;
-            let rows = vout.len() / k;
-            let ablk = a.slice(s![r0..r0 + rows, ..]);
-            let mut tile = vec![T::ZERO; rows * COL_BLOCK];
-            let mut best: Vec<TopK> = (0..rows).map(|_| TopK::new(k)).collect();
-            for c0 in (0..n).step_by(COL_BLOCK) {
-                let cols = COL_BLOCK.min(n - c0);
-                gemm_nt(&mut tile, &ablk, &b.slice(s![c0..c0 + cols, ..]));
-                for (r, top) in best.iter_mut().enumerate() {
-                    let dots = &tile[r * cols..(r + 1) * cols];
-                    for (c, &dot) in dots.iter().enumerate() {
-                        if let Some(v) = score(r0 + r, c0 + c, dot) {
-                            top.push(v, c0 + c);
-                        }
+    let blocks = for_each_tile(
+        a,
+        b,
+        |rows| (0..rows).map(|_| TopK::new(k)).collect::<Vec<TopK>>(),
+        |best, r0, c0, cols, tile| {
+            for (r, top) in best.iter_mut().enumerate() {
+                for (c, &dot) in tile[r * cols..(r + 1) * cols].iter().enumerate() {
+                    if let Some(v) = score(r0 + r, c0 + c, dot) {
+                        top.push(v, c0 + c);
                     }
                 }
             }
+        },
+    );
+    vals.par_chunks_mut(ROW_BLOCK * k)
+        .zip(idx.par_chunks_mut(ROW_BLOCK * k))
+        .zip(blocks.par_iter())
+        .for_each(|((vout, iout), best)| {
             let (mut v, mut ix) = (vec![0.0; k], vec![0usize; k]);
             for (r, top) in best.iter().enumerate() {
                 let kept = top.write_sorted(&mut v, &mut ix);
@@ -172,6 +169,40 @@ where
         vals,
         Array2::from_shape_vec((m, k), idx).expect("m*k buffer"),
     ))
+}
+
+/// The blocking every GEMM epilogue shares: blocks of `ROW_BLOCK` rows of A run in parallel, each
+/// scored against `COL_BLOCK` rows of B at a time into one tile, so the `m × n` products are never
+/// held. `visit(state, r0, c0, cols, tile)` consumes the row-major `rows × cols` tile of rows
+/// `r0..` of A against rows `c0..c0 + cols` of B; returns every row block's state, in row order.
+pub(crate) fn for_each_tile<T: Real, S, I, V>(
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    init: I,
+    visit: V,
+) -> Vec<S>
+where
+    S: Send,
+    I: Fn(usize) -> S + Sync,
+    V: Fn(&mut S, usize, usize, usize, &[T]) + Sync,
+{
+    let (m, n) = (a.nrows(), b.nrows());
+    (0..m.div_ceil(ROW_BLOCK))
+        .into_par_iter()
+        .map(|blk| {
+            let r0 = blk * ROW_BLOCK;
+            let rows = ROW_BLOCK.min(m - r0);
+            let ablk = a.slice(s![r0..r0 + rows, ..]);
+            let mut tile = vec![T::ZERO; rows * COL_BLOCK.min(n.max(1))];
+            let mut state = init(rows);
+            for c0 in (0..n).step_by(COL_BLOCK) {
+                let cols = COL_BLOCK.min(n - c0);
+                gemm_nt(&mut tile, &ablk, &b.slice(s![c0..c0 + cols, ..]));
+                visit(&mut state, r0, c0, cols, &tile[..rows * cols]);
+            }
+            state
+        })
+        .collect()
 }
 
 #[cfg(test)]

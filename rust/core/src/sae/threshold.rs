@@ -1,5 +1,5 @@
 //! Threshold SAE encode (ReLU, JumpReLU, BatchTopK saved as JumpReLU) to CSR, on the blocking of
-//! the GEMM + top-k primitive with a threshold epilogue instead of the top-k.
+//! the GEMM + top-k primitive (`for_each_tile`) with a threshold epilogue instead of the top-k.
 //!
 //! `pre = W_enc (x - b_dec) + b_enc`; latent j is active where `pre_j > max(threshold_j, 0)` and
 //! keeps `pre_j` (JumpReLU as Gemma Scope and SAELens define it; a zero threshold is plain ReLU).
@@ -7,14 +7,13 @@
 //! `rows × n_latents` pre-activations are never held; the active pairs go straight into the rows'
 //! CSR lists, columns ascending.
 
-use ndarray::{s, ArrayView2};
+use ndarray::ArrayView2;
 use rayon::prelude::*;
 
 use crate::check::{check_finite, check_finite_slice, check_len};
 use crate::error::{shape, Result};
-use crate::gemm_topk::{COL_BLOCK, ROW_BLOCK};
+use crate::gemm_topk::for_each_tile;
 use crate::real::Real;
-use crate::tile::gemm_nt;
 
 /// A CSR matrix: `indptr` (rows + 1), `indices` and `data` (nnz each), columns ascending per row.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,29 +81,27 @@ pub fn sae_encode_threshold<T: Real>(
         .iter()
         .map(|&t| if t > T::ZERO { t } else { T::ZERO })
         .collect();
-    let m = x.nrows();
-    let blocks: Vec<(Vec<i64>, Vec<i64>, Vec<T>)> = (0..m.div_ceil(ROW_BLOCK))
-        .into_par_iter()
-        .map(|blk| {
-            let r0 = blk * ROW_BLOCK;
-            let rows = ROW_BLOCK.min(m - r0);
-            let xblk = x.slice(s![r0..r0 + rows, ..]);
-            let mut tile = vec![T::ZERO; rows * COL_BLOCK.min(n.max(1))];
-            let mut lists: Vec<Vec<(i64, T)>> = vec![Vec::new(); rows];
-            for c0 in (0..n).step_by(COL_BLOCK) {
-                let cols = COL_BLOCK.min(n - c0);
-                gemm_nt(&mut tile, &xblk, &w_enc.slice(s![c0..c0 + cols, ..]));
-                for (r, list) in lists.iter_mut().enumerate() {
-                    let scores = &tile[r * cols..(r + 1) * cols];
-                    for (c, &score) in scores.iter().enumerate() {
-                        let j = c0 + c;
-                        let v = score + bias[j];
-                        if v > cut[j] {
-                            list.push((j as i64, v));
-                        }
+    let lists: Vec<Vec<Vec<(i64, T)>>> = for_each_tile(
+        x,
+        w_enc,
+        |rows| vec![Vec::new(); rows],
+        |lists: &mut Vec<Vec<(i64, T)>>, _r0, c0, cols, tile| {
+            for (r, list) in lists.iter_mut().enumerate() {
+                for (c, &score) in tile[r * cols..(r + 1) * cols].iter().enumerate() {
+                    let j = c0 + c;
+                    let v = score + bias[j];
+                    if v > cut[j] {
+                        list.push((j as i64, v));
                     }
                 }
             }
+        },
+    );
+    let m = x.nrows();
+    let blocks: Vec<(Vec<i64>, Vec<i64>, Vec<T>)> = lists
+        .into_par_iter()
+        .map(|lists| {
+            let rows = lists.len();
             let mut counts = Vec::with_capacity(rows);
             let nnz: usize = lists.iter().map(Vec::len).sum();
             let (mut ix, mut dv) = (Vec::with_capacity(nnz), Vec::with_capacity(nnz));
