@@ -262,3 +262,30 @@ def test_train_lm_sae_writes_saelens_and_reuses_activations(tmp_path, monkeypatc
     monkeypatch.setattr(lm_eval, "collect_activations", lambda *a, **k: pytest.fail("activations recomputed"))
     _, m2 = train_lm_sae(be, texts, tmp_path, **kw)
     assert m2["fve"] == pytest.approx(m["fve"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--latents", "0"], "argument --latents"),
+        (["--k", "0"], "argument --k"),
+        (["--layer", "-1"], "argument --layer"),
+    ],
+)
+def test_train_lm_cli_usage_errors(tmp_path, capsys, argv, message) -> None:
+    from latentatlas.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["sae", "train-lm", "--out", str(tmp_path / "o"), *argv])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"), [(["--outlier-factor", "0.5"], "--outlier-factor"), (["--k", "64", "--latents", "32"], "--k")]
+)
+def test_train_lm_cli_input_errors_before_loading_the_model(tmp_path, capsys, argv, message) -> None:
+    from latentatlas.cli import main
+
+    assert main(["sae", "train-lm", "--out", str(tmp_path / "o"), "--quiet", *argv]) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

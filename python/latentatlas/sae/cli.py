@@ -184,11 +184,17 @@ def _steer(args: argparse.Namespace) -> int:
 def _train_lm(args: argparse.Namespace) -> int:
     from threadpoolctl import threadpool_limits
 
+    from .._validate import check_float
     from ..datasets import text_corpus
     from ..lm.backends import GGUFBackend
     from .lm_eval import train_lm_sae
 
+    check_float(args.outlier_factor, "--outlier-factor", low=1.0)
+    if args.k > args.latents:
+        raise ValueError(f"--k must be <= --latents ({args.latents}), got {args.k}")
     backend = GGUFBackend(args.model, model_name=args.model_name, threads=None)
+    if args.layer >= backend.num_layers:
+        raise ValueError(f"--layer must lie in [0, {backend.num_layers}) for this model, got {args.layer}")
     texts = text_corpus(args.texts, seed=args.seed)
     with threadpool_limits(limits=args.threads, user_api="blas"):
         _, m = train_lm_sae(

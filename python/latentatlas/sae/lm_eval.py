@@ -386,6 +386,9 @@ def train_lm_sae(
     train_tokens = check_int(train_tokens, "train_tokens")
     eval_tokens = check_int(eval_tokens, "eval_tokens")
     context_size = check_int(context_size, "context_size", low=2)
+    outlier_factor = check_float(outlier_factor, "outlier_factor", low=1.0)
+    # checked before the minutes of forward passes: n_latents, k
+    sae = TopKSAE(model.config.hidden_size, n_latents, k, seed=seed)
     order = np.random.default_rng(seed).permutation(len(texts))
     shuffled = [texts[i] for i in order]
     held = len(shuffled) // 5
@@ -404,7 +407,6 @@ def train_lm_sae(
     X = acts[~massive]
     X_eval = acts_eval[np.linalg.norm(acts_eval, axis=-1) <= max_norm]
     scale = float(np.linalg.norm(X, axis=1).mean())
-    sae = TopKSAE(model.config.hidden_size, n_latents, k, seed=seed)
     sae.fit(X / scale, epochs=epochs, batch_size=batch_size, lr=lr, auxk=auxk, seed=seed, progress=progress)
     sae = fold_input_scale(sae, scale)
     t3 = time.perf_counter()
