@@ -1,7 +1,7 @@
 """The ``latentatlas`` command line.
 
 Each area registers its own sub-commands (``register(subparsers)`` in its ``cli`` module; ``demo``
-in :mod:`latentatlas.demo`, ``info`` in :mod:`latentatlas.info`), so this file only dispatches: a
+in :mod:`latentatlas.demo`, ``atlas`` in :mod:`latentatlas.atlas`, ``info`` in :mod:`latentatlas.info`), so this file only dispatches: a
 sub-command's ``func(args) -> int`` does the work. User errors (ValueError, TypeError, OSError and friends) become a
 one-line message and exit status 1; ``--debug`` shows the traceback instead.
 """
@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import __version__
+from .atlas import register as _register_atlas
 from .demo import register as _register_demo
 from .info import register as _register_info
-from .minima.cli import register as _register_minima
 from .personas.cli import register as _register_personas
 from .sae.cli import register as _register_sae
 from .search_cli import register as _register_search
@@ -24,7 +24,7 @@ from .search_cli import register as _register_search
 # Each adds its sub-commands to the main parser, in the order --help lists them.
 _REGISTER: tuple[Callable[[Any], None], ...] = (
     _register_demo,  # demo
-    _register_minima,  # atlas
+    _register_atlas,  # atlas (the linked atlas: minima, SAE latents, persona store)
     _register_sae,  # sae train | evaluate | explain | steer
     _register_personas,  # personas analyze | extract
     _register_search,  # search build | query
