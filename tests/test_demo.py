@@ -83,7 +83,7 @@ def test_old_module_paths_still_import():
 
 
 def test_layers_point_down():
-    """No area imports another area; lm/ and report.py import no area at all."""
+    """No area imports another area nor the top floor (cli, demo, atlas); lm/ and report.py import no area."""
     import ast
     from pathlib import Path
 
@@ -91,6 +91,7 @@ def test_layers_point_down():
 
     root = Path(latentatlas.__file__).parent
     areas = {"minima", "sae", "personas"}
+    top_floor = {"cli", "demo", "atlas", "__main__"}
 
     def imported(f: Path) -> set[str]:
         pkg = ["latentatlas", *f.parent.relative_to(root).parts]
@@ -107,6 +108,7 @@ def test_layers_point_down():
     for where, allowed in [(a, {a}) for a in sorted(areas)] + [("lm", set())]:
         for f in sorted((root / where).glob("*.py")):
             assert not (imported(f) & areas) - allowed, f"{f.name} in {where}/ imports {imported(f) & areas - allowed}"
+            assert not imported(f) & top_floor, f"{f.name} in {where}/ imports the top floor {imported(f) & top_floor}"
     for f in (root / "report.py", root / "_plotting.py", root / "datasets.py"):
         top = {n.module for n in ast.parse(f.read_text()).body if isinstance(n, ast.ImportFrom) and n.level}
         assert not {m.split(".")[0] for m in top if m} & areas, f"{f.name} imports an area at module level"
