@@ -39,7 +39,17 @@ from .graph import knn_graph
 from .kde import EXACT_MAX_N, BinnedKDE, kde_density
 from .tomato import TomatoResult, knn_log_density, tomato, tomato_score
 
-__all__ = ["METHODS", "MinimaComparison", "alpha_sweep", "blend", "check_alpha", "check_quantile", "compare"]
+__all__ = [
+    "METHODS",
+    "MinimaComparison",
+    "alpha_sweep",
+    "blend",
+    "check_alpha",
+    "check_quantile",
+    "compare",
+    "normalised_energy",
+    "pca_view",
+]
 
 #: Methods of the comparison table, in order.
 METHODS = (
@@ -68,6 +78,18 @@ def check_alpha(alpha: Any) -> float:
 def check_quantile(quantile: Any) -> float:
     """The minima fraction: a number in the open interval (0, 1)."""
     return check_float(quantile, "quantile", low=0.0, high=1.0, low_open=True, high_open=True)
+
+
+def normalised_energy(X: Any, k: int, *, threads: int | None = None) -> np.ndarray:
+    """R_norm (n,): the min-max scaled feature-graph Rayleigh energy of X's rows (k neighbours per feature)."""
+    return minmax(rayleigh_energy(X, feature_laplacian(X, k, threads=threads), threads=threads))
+
+
+def pca_view(X: Any) -> np.ndarray:
+    """The 2-D PCA view (n, 2) the KDE and basin-hopping scores are computed on (fixed random_state)."""
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=2, random_state=42).fit_transform(np.asarray(X, dtype=np.float64))
 
 
 def blend(vanilla: Any, energy: Any, alpha: float = 0.5) -> np.ndarray:
@@ -237,7 +259,6 @@ def compare(
     -------
     MinimaComparison
     """
-    from sklearn.decomposition import PCA
     from tqdm.auto import tqdm
 
     X = as_matrix(X, "X")
@@ -285,10 +306,10 @@ def compare(
 
     try:
         step("spectral energy")
-        R = minmax(rayleigh_energy(X, feature_laplacian(X, k, threads=threads), threads=threads))
+        R = normalised_energy(X, k, threads=threads)
         steps.update()
         step("PCA view")
-        view = PCA(n_components=2, random_state=42).fit_transform(np.asarray(X, dtype=np.float64))
+        view = pca_view(X)
         steps.update()
         step("KDE")
         binned = kde_method == "binned" or (kde_method == "auto" and n > EXACT_MAX_N)

@@ -12,7 +12,9 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .._plotting import PALETTE, TEMPLATE, scatter_cls
+from .._validate import check_choice, check_int
 from ..metrics import pearson
+from .layers import LayerMinima
 
 __all__ = [
     "alpha_sweep_chart",
@@ -20,6 +22,8 @@ __all__ = [
     "energy_scatter",
     "energy_vs_score",
     "jaccard_heatmap",
+    "layer_heatmap",
+    "layer_sankey",
     "kde_density_chart",
     "method_bars",
     "persistence_diagram",
@@ -305,4 +309,113 @@ def persistence_diagram(
         )
     fig.update_layout(title=title, xaxis_title="birth (peak density)", yaxis_title="death (merge density)",
                       template=TEMPLATE)  # fmt: skip
+    return fig
+
+
+def _layer_result(res: Any) -> LayerMinima:
+    if not isinstance(res, LayerMinima):
+        raise TypeError(f"res must be the LayerMinima of minima_across_layers, got {type(res).__name__}")
+    return res
+
+
+def layer_sankey(res: LayerMinima, *, title: str | None = None) -> go.Figure:
+    """Alluvial (Sankey) diagram of minimum status from layer to layer.
+
+    Each layer l has two nodes, ``2l`` = "minimum" and ``2l + 1`` = "other", in layer order from left
+    to right; the links between layers l and l+1 carry ``res.transitions[l]`` (empty flows left out),
+    so the links leaving each layer sum to N.
+    """
+    res = _layer_result(res)
+    L = res.n_layers
+    labels, colors, xs, ys = [], [], [], []
+    for i, name in enumerate(res.layers):
+        for state, color, y in (("minimum", PALETTE[3], 0.15), ("other", "lightgrey", 0.6)):
+            labels.append(f"{name} · {state}")
+            colors.append(color)
+            xs.append(0.001 + 0.998 * i / (L - 1))
+            ys.append(y)
+    src, dst, val, lcol = [], [], [], []
+    link_colors = {(1, 1): "rgba(214,39,40,0.55)", (1, 0): "rgba(255,127,14,0.45)",
+                   (0, 1): "rgba(148,103,189,0.45)", (0, 0): "rgba(180,180,180,0.35)"}  # fmt: skip
+    for i in range(L - 1):
+        for a in (1, 0):
+            for b in (1, 0):
+                c = int(res.transitions[i, a, b])
+                if c:
+                    src.append(2 * i + (1 - a))
+                    dst.append(2 * (i + 1) + (1 - b))
+                    val.append(c)
+                    lcol.append(link_colors[(a, b)])
+    fig = go.Figure(
+        go.Sankey(
+            arrangement="snap",
+            node=dict(label=labels, color=colors, x=xs, y=ys, pad=12, thickness=14),
+            link=dict(source=src, target=dst, value=val, color=lcol),
+        )
+    )
+    stable = int((res.stability == 1.0).sum())
+    fig.update_layout(
+        title=title
+        or f"Minima across layers ({res.method} + spectral, alpha = {res.alpha:g}, bottom {res.quantile:.0%}): "
+        f"{stable} of {res.n_items} items are minima in every layer",
+        template=TEMPLATE,
+    )
+    return fig
+
+
+def layer_heatmap(
+    res: LayerMinima,
+    *,
+    value: str = "score",
+    max_items: int = 300,
+    title: str | None = None,
+) -> go.Figure:
+    """Layer × item heat map of the blended score (``value="score"``) or the energy (``"energy"``).
+
+    Items (columns) are ordered from most to least stable (:meth:`LayerMinima.order`); each layer's
+    minima are marked with a dot. Above ``max_items`` items, ``max_items`` columns evenly spaced along
+    that order are drawn and the title says so.
+    """
+    res = _layer_result(res)
+    check_choice(value, "value", ("score", "energy"))
+    max_items = check_int(max_items, "max_items", low=2)
+    order = res.order()
+    n = res.n_items
+    if n > max_items:
+        order = order[np.linspace(0, n - 1, max_items).round().astype(np.int64)]
+    names = [res.items[i] if res.items is not None else str(i) for i in order]
+    z = (res.score if value == "score" else res.energy)[:, order]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=list(range(len(order))),
+            y=res.layers,
+            customdata=np.array(
+                [[f"{nm} (stability {res.stability[i]:.2f})" for nm, i in zip(names, order)]] * res.n_layers
+            ),
+            colorscale="Viridis",
+            colorbar=dict(title="blended score" if value == "score" else "R_norm"),
+            hovertemplate="layer %{y}<br>%{customdata}<br>" + value + " = %{z:.3f}<extra></extra>",
+        )
+    )
+    li, ci = np.nonzero(res.is_minimum[:, order])
+    fig.add_trace(
+        go.Scatter(
+            x=ci,
+            y=[res.layers[j] for j in li],
+            mode="markers",
+            name="minimum",
+            marker=dict(size=5, color="red", symbol="circle"),
+            hoverinfo="skip",
+        )
+    )
+    note = f" — {len(order)} of {n} items, evenly spaced in stability order" if len(order) < n else ""
+    fig.update_layout(
+        title=title or f"{'Blended score' if value == 'score' else 'Spectral energy'} per layer, items by stability{note}",
+        xaxis=dict(title="items (most stable first)", tickvals=list(range(len(order))) if len(order) <= 60 else None,
+                   ticktext=names if len(order) <= 60 else None),
+        yaxis_title="layer",
+        template=TEMPLATE,
+        legend=dict(orientation="h", x=1, xanchor="right", y=1.02, yanchor="bottom"),
+    )  # fmt: skip
     return fig
