@@ -203,6 +203,15 @@ def test_bad_input_names_the_argument(stack: str, kwargs: dict, exc: str, match:
             minima_across_layers(bad, **kwargs)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # sklearn PCA of a point
+def test_degenerate_layer_error_names_the_layer() -> None:
+    rng = np.random.default_rng(1)
+    flat = np.ones((30, 8)) + np.arange(8)  # every item the same point: no 2-D view to estimate a density on
+    with pytest.raises(ValueError, match=r"stack\[1\] \(layer 'mid'\): .*degenerate"):
+        minima_across_layers([rng.standard_normal((30, 8)), flat, rng.standard_normal((30, 8))], k=3,
+                             layers=["in", "mid", "out"])  # fmt: skip
+
+
 def test_figures_reject_other_objects() -> None:
     with pytest.raises(TypeError, match="res must be the LayerMinima"):
         layer_sankey(np.zeros((2, 5), dtype=bool))  # type: ignore[arg-type]

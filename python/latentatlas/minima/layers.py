@@ -171,6 +171,29 @@ def _longest_run(m: np.ndarray) -> np.ndarray:
     return best
 
 
+def _layer_scores(
+    X: np.ndarray,
+    method: str,
+    k: int,
+    n_neighbors: int,
+    n_clusters: int | None,
+    gen: np.random.Generator,
+    threads: int | None,
+    basin_kwargs: Mapping[str, Any] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One layer's ``(R_norm (N,), vanilla score (N,))``, each computed as :func:`compare` computes it."""
+    energy = normalised_energy(X, k, threads=threads)
+    if method == "kde":
+        return energy, kde_score(pca_view(X))
+    if method == "basin":
+        return energy, basin_hopping_score(pca_view(X), rng=gen, **dict(basin_kwargs or {}))[0]
+    if method == "diffusion":
+        return energy, diffusion_score(X, n_neighbors=n_neighbors, threads=threads)
+    graph = knn_graph(X, n_neighbors, threads=threads)
+    indptr, indices = graph.symmetric_csr()
+    return energy, tomato_score(tomato(knn_log_density(graph.d2), indptr, indices, n_clusters=n_clusters))
+
+
 def minima_across_layers(
     stack: Any,
     *,
@@ -244,17 +267,10 @@ def minima_across_layers(
     energy = np.empty((n_layers, n))
     vanilla = np.empty((n_layers, n))
     for i, X in enumerate(tqdm(mats, desc="minima across layers", disable=not progress, leave=False)):
-        energy[i] = normalised_energy(X, k, threads=threads)
-        if method == "kde":
-            vanilla[i] = kde_score(pca_view(X))
-        elif method == "basin":
-            vanilla[i] = basin_hopping_score(pca_view(X), rng=gen, **dict(basin_kwargs or {}))[0]
-        elif method == "diffusion":
-            vanilla[i] = diffusion_score(X, n_neighbors=n_neighbors, threads=threads)
-        else:
-            graph = knn_graph(X, n_neighbors, threads=threads)
-            indptr, indices = graph.symmetric_csr()
-            vanilla[i] = tomato_score(tomato(knn_log_density(graph.d2), indptr, indices, n_clusters=n_clusters))
+        try:
+            energy[i], vanilla[i] = _layer_scores(X, method, k, n_neighbors, n_clusters, gen, threads, basin_kwargs)
+        except ValueError as e:  # e.g. a layer whose rows all coincide: say which layer
+            raise ValueError(f"stack[{i}] (layer {layer_names[i]!r}): {e}") from e
     score = blend(vanilla.ravel(), energy.ravel(), a).reshape(n_layers, n)
     is_min = np.stack([quantile_mask(s, q) for s in score])
     both = is_min[:-1] & is_min[1:]
