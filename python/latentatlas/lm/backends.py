@@ -23,10 +23,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from .._optional import import_optional
-from .._validate import check_int, check_threads
+from .._validate import check_float, check_int, check_threads
 from .chat import ChatTemplate, build_tokenizer, check_messages
+from .control_vector import as_control_vector
 from .gguf import default_gguf_path, load_gguf
-from .llama import LlamaModel
+from .llama import LlamaModel, ResidualHook
 
 __all__ = [
     "MASK_STRATEGIES",
@@ -194,6 +195,26 @@ class GGUFBackend:
     def _strip_eos(self, ids: list[int]) -> list[int]:
         return ids[:-1] if ids and ids[-1] in self.eos_ids else ids
 
+    def steering_hook(self, control_vector: Any, scale: float = 1.0) -> ResidualHook | None:
+        """The residual-stream hook that applies ``control_vector`` times ``scale`` as llama.cpp does.
+
+        ``control_vector``: a ``.gguf`` control-vector path, an array (num_layers, hidden_size) or a
+        :class:`~latentatlas.lm.control_vector.ControlVector`; row ``l`` is added after 0-based block
+        ``l`` (``direction.l`` in the file). None gives None (no steering).
+
+        Raises
+        ------
+        ValueError
+            The vector's hidden size or layer count differs from the model's (both are named), or
+            ``scale`` is not finite.
+        """
+        scale = check_float(scale, "scale")
+        if control_vector is None:
+            return None
+        cv = as_control_vector(control_vector)
+        cv.check_model(self.num_layers, self.hidden_size)
+        return cv.hook(scale)
+
     # -- generation -----------------------------------------------------------------------------
     def generate_ids(
         self,
@@ -204,8 +225,15 @@ class GGUFBackend:
         return_hidden: bool = False,
         temperature: float = 0.0,
         seed: int | None = None,
+        control_vector: Any = None,
+        scale: float = 1.0,
     ) -> tuple[list[list[int]], list[np.ndarray] | None]:
-        """Batched decoding on token ids (see :meth:`LlamaModel.generate`); stops at end-of-turn tokens."""
+        """Batched decoding on token ids (see :meth:`LlamaModel.generate`); stops at end-of-turn tokens.
+
+        ``control_vector`` / ``scale`` steer the residual stream as llama.cpp's
+        ``--control-vector-scaled FILE SCALE`` does (see :meth:`steering_hook`).
+        """
+        hook = self.steering_hook(control_vector, scale)
         rng = np.random.default_rng(seed) if temperature > 0 else None
         with self._limit():
             return self.model.generate(
@@ -216,6 +244,7 @@ class GGUFBackend:
                 return_hidden=return_hidden,
                 temperature=temperature,
                 rng=rng,
+                hook=hook,
             )
 
     def generate(
@@ -226,21 +255,45 @@ class GGUFBackend:
         temperature: float = 0.0,
         seed: int | None = None,
         use_cache: bool = True,
+        control_vector: Any = None,
+        scale: float = 1.0,
     ) -> str:
-        """The model's answer to a chat (greedy unless ``temperature > 0``)."""
+        """The model's answer to a chat (greedy unless ``temperature > 0``).
+
+        ``control_vector`` (a llama.cpp control-vector ``.gguf`` path, an array (num_layers,
+        hidden_size) or a ControlVector) is added times ``scale`` to the residual stream after the
+        matching blocks, as llama.cpp applies it (see :meth:`steering_hook`).
+        """
         check_max_new_tokens(max_new_tokens)
         out, _ = self.generate_ids(
-            [self.encode_chat(messages)], max_new_tokens, use_cache=use_cache, temperature=temperature, seed=seed
+            [self.encode_chat(messages)],
+            max_new_tokens,
+            use_cache=use_cache,
+            temperature=temperature,
+            seed=seed,
+            control_vector=control_vector,
+            scale=scale,
         )
         return self.decode(self._strip_eos(out[0]))
 
-    def hidden_states(self, messages: Sequence[Mapping[str, str]], answer: str | None = None) -> HiddenStates:
-        """Hidden states of the chat prompt followed by ``answer`` (tokenised), in one forward pass."""
+    def hidden_states(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        answer: str | None = None,
+        *,
+        control_vector: Any = None,
+        scale: float = 1.0,
+    ) -> HiddenStates:
+        """Hidden states of the chat prompt followed by ``answer`` (tokenised), in one forward pass.
+
+        With ``control_vector`` the states are those of the steered model (the added vector included).
+        """
+        hook = self.steering_hook(control_vector, scale)
         prompt = self.encode_chat(messages)
         ans = self.encode(answer) if answer else []
         ids = np.asarray(prompt + ans, np.int64)
         with self._limit():
-            states = self.model.hidden_states(ids)
+            states = self.model.hidden_states(ids, hook=hook)
         return _hidden(states, ids, len(prompt), answer or "")
 
     def generate_hidden(
@@ -250,14 +303,25 @@ class GGUFBackend:
         *,
         seed: int | None = None,
         temperature: float = 0.0,
+        control_vector: Any = None,
+        scale: float = 1.0,
     ) -> list[HiddenStates]:
         """Generate answers for a batch of chats and return prompt + answer hidden states.
 
         States come from the KV-cached decoding itself (no second pass); the end-of-turn
         token is not part of the answer. ``max_new_tokens=0`` gives prompt states only.
+        ``control_vector`` / ``scale`` steer the decoding (see :meth:`generate`).
         """
         prompts = [self.encode_chat(m) for m in chats]
-        out, hid = self.generate_ids(prompts, max_new_tokens, return_hidden=True, temperature=temperature, seed=seed)
+        out, hid = self.generate_ids(
+            prompts,
+            max_new_tokens,
+            return_hidden=True,
+            temperature=temperature,
+            seed=seed,
+            control_vector=control_vector,
+            scale=scale,
+        )
         res = []
         for p, o, h in zip(prompts, out, hid or []):
             ans = self._strip_eos(o)

@@ -6,7 +6,8 @@ module for module (:mod:`.analysis`, :mod:`.plots`, :mod:`.artifacts`, :mod:`.at
 all of them. Modules: :mod:`.store` (on-disk and Parquet layouts), :mod:`.analysis` (loaders,
 similarity, projections, clustering, spectral energy), :mod:`.plots` (layered Plotly figures),
 :mod:`.attributes` (attribute colouring, synthetic personas), :mod:`.extract` (persona vectors
-from a language model through :mod:`latentatlas.lm`), :mod:`.report` (HTML files, demo chapter).
+from a language model through :mod:`latentatlas.lm`), :mod:`.steering` (steering directions exported as
+llama.cpp control vectors), :mod:`.report` (HTML files, demo chapter).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ _EXPORTS = {
     "activation_config_name": "store",
     "as_layered_samples": "analysis",
     "attribute_color_kwargs": "attributes",
+    "attribute_groups": "steering",
     "build_layered_figure": "plots",
     "build_pair_similarity_figure": "plots",
     "build_similarity_figures": "plots",
@@ -51,9 +53,11 @@ _EXPORTS = {
     "load_analysis_dataset": "analysis",
     "load_persona_vectors": "analysis",
     "load_variant_vectors": "analysis",
+    "mean_difference_directions": "steering",
     "model_dir_name": "store",
     "normalize_mask_strategy": "store",
     "parse_vector_config_name": "hub",
+    "pca_directions": "steering",
     "pca_explained_variance": "analysis",
     "persona_spectral_energy": "analysis",
     "plot_attribute_layer_selectivity_heatmap": "plots",
@@ -70,6 +74,7 @@ _EXPORTS = {
     "project_isomap": "analysis",
     "project_pca": "analysis",
     "project_umap": "analysis",
+    "read_control_vector": "steering",
     "run_saved_activation_analysis": "analysis",
     "samples_to_numpy": "analysis",
     "save_plot_html": "plots",
@@ -78,6 +83,7 @@ _EXPORTS = {
     "synthetic_persona_vectors": "attributes",
     "twonn": "analysis",
     "validate_layers": "analysis",
+    "write_control_vector": "steering",
 }
 
 __all__ = sorted(_EXPORTS)
