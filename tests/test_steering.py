@@ -420,3 +420,15 @@ def test_generate_cli(backend, temperament, capsys, monkeypatch):
     for args, msg in bad.items():
         assert cli.main(["personas", "generate", *args, "--prompt", "x"]) == 1
         assert msg in capsys.readouterr().err
+
+
+@needs_model
+def test_demo_steering_section(backend, temperament, tmp_path, monkeypatch):
+    from latentatlas.personas import report
+
+    store, _, _, _ = temperament
+    monkeypatch.setattr(report, "GGUFBackend", lambda *a, **k: backend)  # the loaded model, not a second copy
+    text = report._steering_html(store, "v", _table(), tmp_path, max_new_tokens=3)
+    assert text.count("<tr><td>") == len(report._STEER_SCALES) * len(report._STEER_PROMPTS)
+    written = read_control_vector(tmp_path / "cheerful_minus_grumpy.gguf").directions
+    np.testing.assert_array_equal(written, read_control_vector(temperament[3]).directions)  # same groups, layers

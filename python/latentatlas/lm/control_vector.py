@@ -40,6 +40,7 @@ import numpy as np
 from .._io import atomic_write_bytes
 from .._optional import import_optional
 from .._validate import check_float
+from .gguf import open_gguf
 
 __all__ = ["ARCHITECTURE", "ControlVector", "as_control_vector", "read_control_vector", "write_control_vector"]
 
@@ -67,7 +68,7 @@ def _directions(directions: Any, name: str = "directions") -> np.ndarray:
     return arr
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays have no single truth value: compare .directions yourself
 class ControlVector:
     """Steering directions in llama.cpp's layer numbering.
 
@@ -194,12 +195,7 @@ def read_control_vector(path: str | os.PathLike[str]) -> ControlVector:
     """
     gguf = import_optional("gguf", feature="reading control vectors")
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"control vector file not found: {path}")
-    try:
-        reader = gguf.GGUFReader(str(path))
-    except Exception as exc:  # gguf raises ValueError/struct.error/... on foreign bytes
-        raise ValueError(f"{path} is not a readable GGUF file: {exc}") from exc
+    reader = open_gguf(path, "control vector file")
 
     def field(key: str, types: tuple[type, ...]) -> Any:
         f = reader.fields.get(key)

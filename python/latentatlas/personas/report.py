@@ -29,7 +29,7 @@ from .attributes import (
     synthetic_persona_dataset,
     synthetic_persona_vectors,
 )
-from .extract import demo_store
+from .extract import GGUFBackend, demo_store
 from .plots import (
     LayeredProjectionData,
     build_layered_figure,
@@ -38,6 +38,7 @@ from .plots import (
     plot_spectral_energy,
     prepare_layered_projection_data,
 )
+from .steering import attribute_groups, mean_difference_directions, write_control_vector
 from .store import PersonaVectorStore
 
 # write_figure_html lives in latentatlas.report (the one HTML writer); re-exported for old imports.
@@ -160,6 +161,40 @@ def _synthetic_store(root: Path) -> tuple[Any, str, Any, str]:
     return store, "biography", table, "synthetic persona vectors (60 personas × 16 layers × 128, attribute-driven)"
 
 
+_STEER_PROMPTS = ("How was your day?", "What do you think of Mondays?")
+_STEER_SCALES = (-1.0, 0.0, 1.0)
+
+
+def _steering_html(store: Any, variant: str, table: Any, pdir: Path, max_new_tokens: int = 16) -> str:
+    """Cheerful-minus-grumpy control vector from the real store, and the model's answers at scales -1, 0, +1.
+
+    Adds about 13 s of CPU to the demo (model load + 3 batched generations of 16 tokens).
+    """
+    ids = store.list_personas([variant], warn_missing=False)
+    pos, neg = attribute_groups(table, "temperament", "cheerful", "grumpy", ids)
+    directions = mean_difference_directions(store, variant, pos, neg)
+    path = write_control_vector(directions, pdir / "cheerful_minus_grumpy.gguf", model_hint="llama")
+    backend = GGUFBackend(model_name=store.model)
+    prompts = [backend.encode_chat([{"role": "user", "content": q}]) for q in _STEER_PROMPTS]
+    rows = []
+    for scale in _STEER_SCALES:
+        out, _ = backend.generate_ids(prompts, max_new_tokens, control_vector=directions, scale=scale)
+        for q, ids_ in zip(_STEER_PROMPTS, out):
+            answer = backend.decode(ids_)
+            rows.append(f"<tr><td>{scale:+g}</td><td>{html.escape(q)}</td><td>{html.escape(answer)}</td></tr>")
+    steered = np.flatnonzero(directions.any(axis=1))
+    return (
+        f"<h3>Steering with a llama.cpp control vector</h3><p>Mean of the {len(pos)} cheerful minus the "
+        f"{len(neg)} grumpy personas, blocks {steered[0]}–{steered[-1]}, written as "
+        f"<a href='personas/{html.escape(path.name)}'>{html.escape(path.name)}</a> (loads in "
+        "<code>llama-cli --control-vector-scaled FILE SCALE</code>); the same model's greedy answers with "
+        "scale × direction.N added after block N:</p>"
+        f"<table><tr><th>scale</th><th>prompt</th><th>answer ({max_new_tokens} tokens)</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
 def _pick_attribute(table: Any) -> str | None:
     fields = table.attribute_schema["persona_fields"]
     for pref in ("occupation", "region", "age", "education"):
@@ -242,6 +277,8 @@ def demo_chapter(out: Path, *, verbose: bool = True) -> list[Section]:
             "<p>PCA inputs are centred and L2-normalised per layer; similarity is centred cosine. "
             "λ is each persona's Rayleigh energy on the hidden-unit feature graph of its layer.</p>"
         )
+        if tmp is None:  # real vectors of the packaged model: show them steering it
+            text += _steering_html(store, variant, table, pdir)
         if verbose:
             print(f"personas: {n} personas × {L} layers × {H}; wrote {len(files) + len(extra)} HTML files to {pdir}")
         return [(f"Persona vectors — {source}", text, [spec_fig])]
