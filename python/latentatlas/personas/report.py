@@ -168,7 +168,7 @@ _STEER_SCALES = (-1.0, 0.0, 1.0)
 def _steering_html(store: Any, variant: str, table: Any, pdir: Path, max_new_tokens: int = 16) -> str:
     """Cheerful-minus-grumpy control vector from the real store, and the model's answers at scales -1, 0, +1.
 
-    Adds about 13 s of CPU to the demo (model load + 3 batched generations of 16 tokens).
+    Adds about 12 s of CPU to the demo (model load + 3 batched generations of 16 tokens).
     """
     ids = store.list_personas([variant], warn_missing=False)
     pos, neg = attribute_groups(table, "temperament", "cheerful", "grumpy", ids)
