@@ -197,10 +197,38 @@ def rayleigh_energy(X: Any, L: Any, *, threads: int | None = None) -> np.ndarray
     -------
     ndarray, shape (n_samples,), float64 (a lazy Dask array for a Dask X)
         Cost O(N·nnz(L)), streamed in blocks of 32 rows: no F×F product per row, no N×F temporary.
+        A ``scipy.sparse`` X (e.g. SAE codes) is never densified: sparse products over blocks of
+        rows, O(nnz(X)·max degree of L) (``threads`` does not apply).
     """
+    if sp.issparse(X):
+        return _sparse_energy(X, L)
     X = chunked.as_rows(X, "X")
     parts = _csr_parts(L, X.shape[1])
     return chunked.map_rows(X, functools.partial(_energy_rows, parts, check_threads(threads)), [((), np.float64)])
+
+
+#: Rows of a sparse X per block in :func:`_sparse_energy` (bounds the X·L temporary).
+_SPARSE_ENERGY_ROWS = 16384
+
+
+def _sparse_energy(X: Any, L: Any) -> np.ndarray:
+    """Rayleigh energies of the rows of a scipy.sparse X: ``rowsum((X L) ∘ X) / rowsum(X ∘ X)``."""
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
+    X = sp.csr_matrix(X)
+    if X.dtype.kind not in "fiub":
+        raise TypeError(f"X must be a real numeric matrix, got dtype {X.dtype}")
+    if X.nnz and not np.isfinite(X.data).all():
+        raise ValueError("X contains NaN or infinity")
+    indptr, indices, data = _csr_parts(L, X.shape[1])
+    Lm = sp.csr_matrix((data, indices, indptr), shape=(X.shape[1], X.shape[1]))
+    out = np.empty(X.shape[0])
+    for a in range(0, X.shape[0], _SPARSE_ENERGY_ROWS):
+        B = X[a : a + _SPARSE_ENERGY_ROWS].astype(np.float64)
+        num = np.asarray((B @ Lm).multiply(B).sum(axis=1)).ravel()
+        den = np.asarray(B.multiply(B).sum(axis=1)).ravel()
+        out[a : a + B.shape[0]] = np.divide(num, den, out=np.zeros_like(num), where=den > 1e-9)
+    return out
 
 
 def _energy_rows(L: tuple[np.ndarray, ...], threads: int | None, X: np.ndarray, start: int) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 from .._validate import check_int
 from .model import TopKSAE, latent_frequencies
 
-__all__ = ["LatentExplainer", "LatentSummary", "explain_latent", "frequency_regions"]
+__all__ = ["LatentExplainer", "LatentSummary", "TfidfKeywords", "explain_latent", "frequency_regions"]
 
 
 @dataclass
@@ -61,6 +61,46 @@ def frequency_regions(freq: np.ndarray, *, head: float = 0.05, tail: float = 0.5
     }
 
 
+class TfidfKeywords:
+    """Keywords of a set of documents: the terms whose mean tf-idf over those rows most exceeds their
+    mean over the whole corpus (scikit-learn's ``TfidfVectorizer``, English stop words dropped).
+
+    Parameters
+    ----------
+    texts : N strings (the corpus)
+    n_keywords : default number of keywords per call
+    """
+
+    def __init__(self, texts: Sequence[str], *, n_keywords: int = 8) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        texts = list(texts)
+        if not all(isinstance(t, str) for t in texts):
+            raise TypeError("texts must be a sequence of strings")
+        self.n_keywords = check_int(n_keywords, "n_keywords")
+        pattern = r"(?u)\b[a-zA-Z][a-zA-Z]+\b"
+        try:
+            self._vec = TfidfVectorizer(
+                stop_words="english", min_df=2, max_df=0.5, sublinear_tf=True, token_pattern=pattern
+            )
+            self._tfidf = self._vec.fit_transform(texts)
+        except ValueError:  # a tiny or uniform corpus: keep every term
+            self._vec = TfidfVectorizer(sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
+            self._tfidf = self._vec.fit_transform([t if t.strip() else "_" for t in texts])
+        self._terms = np.asarray(self._vec.get_feature_names_out())
+        self._mean = np.asarray(self._tfidf.mean(axis=0)).ravel()
+
+    def __call__(self, rows: Sequence[int], n: int | None = None) -> list[str]:
+        """Up to ``n`` terms (best first) whose mean tf-idf over ``rows`` exceeds their corpus mean."""
+        rows = list(rows)
+        if not rows:
+            return []
+        score = np.asarray(self._tfidf[rows].mean(axis=0)).ravel() - self._mean
+        n = self.n_keywords if n is None else n
+        top = np.argsort(-score, kind="stable")[:n]
+        return [str(t) for t in self._terms[top[score[top] > 0]]]
+
+
 class LatentExplainer:
     """Top documents and keyword summaries of the latents of ``sae`` over a text corpus.
 
@@ -84,8 +124,6 @@ class LatentExplainer:
         n_keywords: int = 8,
         threads: int | None = None,
     ) -> None:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
         D = sae.check_input(D, "D")
         if len(texts) != D.shape[0]:
             raise ValueError(f"texts must have one entry per row of D ({D.shape[0]}), got {len(texts)}")
@@ -96,17 +134,7 @@ class LatentExplainer:
         self.values_, self.indices_ = sae.encode(D, threads=threads)
         active = self.values_ > 0
         self.frequencies_ = latent_frequencies((self.values_, self.indices_), sae.n_latents)
-        pattern = r"(?u)\b[a-zA-Z][a-zA-Z]+\b"
-        try:
-            self._vec = TfidfVectorizer(
-                stop_words="english", min_df=2, max_df=0.5, sublinear_tf=True, token_pattern=pattern
-            )
-            self._tfidf = self._vec.fit_transform(self.texts)
-        except ValueError:  # a tiny or uniform corpus: keep every term
-            self._vec = TfidfVectorizer(sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
-            self._tfidf = self._vec.fit_transform([t if t.strip() else "_" for t in self.texts])
-        self._terms = np.asarray(self._vec.get_feature_names_out())
-        self._mean = np.asarray(self._tfidf.mean(axis=0)).ravel()
+        self._keywords = TfidfKeywords(self.texts, n_keywords=self.n_keywords)
         # postings latent -> rows, sorted by activation (desc), for top documents
         rows = np.repeat(np.arange(D.shape[0]), self.values_.shape[1])[active.ravel()]
         lat = self.indices_[active]
@@ -130,13 +158,7 @@ class LatentExplainer:
 
     def keywords(self, rows: Sequence[int], n: int | None = None) -> list[str]:
         """Terms whose mean tf-idf over ``rows`` most exceeds their corpus mean."""
-        rows = list(rows)
-        if not rows:
-            return []
-        score = np.asarray(self._tfidf[rows].mean(axis=0)).ravel() - self._mean
-        n = self.n_keywords if n is None else n
-        top = np.argsort(-score, kind="stable")[:n]
-        return [str(t) for t in self._terms[top[score[top] > 0]]]
+        return self._keywords(rows, n)
 
     def explain(self, latent: int) -> LatentSummary:
         """Summary of one latent (top documents, keywords, optional explanation)."""
