@@ -176,11 +176,12 @@ def test_demo_chapter_renders(tmp_path, monkeypatch):
         sae_report, "DEMO", {"n_latents": 96, "k": 4, "epochs": 2, "batch_size": 32, "lr": 3e-3, "seed": 0}
     )
     sections = sae_report.demo_chapter(tmp_path, verbose=False)
-    assert len(sections) == 3 and "Sparse Latent (K=4)" in sections[0][1]
+    assert len(sections) == 4 and "Sparse Latent (K=4)" in sections[0][1]
+    assert "by co-firing (spectral)" in sections[3][1] and "adjusted Rand" in sections[3][1]
     assert (tmp_path / "sae_rotten_tomatoes" / "cfg.json").is_file()
     path = write_report(tmp_path / "sae.html", "sae chapter", sections)
-    page = check_html(path, min_plots=2)
-    assert page.n_plots == 2 and not page.js_errors
+    page = check_html(path, min_plots=4)
+    assert page.n_plots == 4 and not page.js_errors
 
 
 def test_rotten_tomatoes_task_structure():
