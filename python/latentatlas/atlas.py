@@ -9,8 +9,8 @@ whose pages link to each other by anchors:
 * **rows** (``#row-i``) — the rows most methods call minima: energy, which methods, top latents;
 * **latents** (``#latent-j``) — each latent's frequency, top rows (and keywords, given texts), its
   feature cluster;
-* **feature clusters** (``#cluster-c``) — latents grouped by :mod:`latentatlas.sae.features`, when
-  that module is installed;
+* **feature clusters** (``#cluster-c``) — latents grouped by co-firing (spectral clustering of the
+  latent graph, :func:`latentatlas.sae.feature_clusters`) beside the grouping by decoder cosine;
 * **personas** — the store's per-layer analysis.
 
 Every page but the first two is optional (no SAE, no store) and says so when left out. Points
@@ -204,13 +204,19 @@ def _pick_rows(res: MinimaComparison, max_rows: int) -> np.ndarray:
     return order[votes[order] > 0][:max_rows]
 
 
-def _latent_clusters(sae: Any, codes: sp.csr_matrix) -> tuple[np.ndarray | None, str]:
-    """Feature clusters from :mod:`latentatlas.sae.features` when it is installed, else None and why."""
-    try:
-        features = importlib.import_module(".sae.features", __package__)
-    except ImportError:
-        return None, "latentatlas.sae.features is not installed in this version"
-    return features.atlas_clusters(sae, codes), ""  # pragma: no cover - filled in when the module lands
+def _latent_clusters(sae: Any, codes: sp.csr_matrix, texts: list[str] | None) -> tuple[np.ndarray | None, Any, str]:
+    """Latents clustered by co-firing (:func:`latentatlas.sae.feature_clusters`): the cluster of every
+    latent (-1: never active), the clusters page's section, or None and why."""
+    from .sae.features import feature_clusters
+    from .sae.report import feature_clusters_section
+
+    n_live = int(np.count_nonzero(np.bincount(codes.indices[codes.data != 0], minlength=codes.shape[1])))
+    if n_live < 2:
+        return None, None, f"the SAE has {n_live} latent(s) active on these rows; clustering needs two"
+    fc = feature_clusters(codes, sae, texts, n_clusters=min(8, n_live), seed=0)
+    labels = np.full(codes.shape[1], -1, np.int64)
+    labels[fc.live] = fc.spectral_labels
+    return labels, feature_clusters_section(fc, anchor="cluster-"), ""
 
 
 def _anchor_list(ids: Any, prefix: str, shown: set[int]) -> str:
@@ -477,7 +483,7 @@ def build_atlas(
         codes = _codes(model_, X)
         top = top_latents(codes, n_top)
         health = model_.health(X)
-        clusters, why = _latent_clusters(model_, codes)
+        clusters, cluster_section, why = _latent_clusters(model_, codes, txt)
         latents = np.unique(top[1][rows][top[1][rows] >= 0])
         keywords = None
         if txt is not None and type(model_).__name__ == "TopKSAE":
@@ -505,6 +511,8 @@ def build_atlas(
             sae_pages.append(
                 Page("clusters", "Feature clusters", [("Not computed", f"<p>{html.escape(why)}.</p>", [])])
             )
+        else:
+            sae_pages.append(Page("clusters", "Feature clusters", [cluster_section]))
         pages += [("latents", "Latents"), ("clusters", "Feature clusters")]
     else:
         sae_pages.append(Page("latents", "Latents", [("No SAE", "<p>No SAE was given (sae=, --sae).</p>", [])]))

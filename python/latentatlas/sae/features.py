@@ -149,7 +149,11 @@ def latent_graph(codes: Any, k: int = 8) -> tuple[sp.csr_matrix, np.ndarray]:
     """
     C = as_csr_codes(codes)
     live = _live_latents(C)
-    k = check_int(k, "k")
+    return _latent_graph(C, live, check_int(k, "k")), live
+
+
+def _latent_graph(C: sp.csr_matrix, live: np.ndarray, k: int) -> sp.csr_matrix:
+    """:func:`latent_graph` on checked codes and their live latents."""
     Cl = C[:, live].tocsc()  # columns of live latents; CSC so a block of latents is a cheap slice
     norms = np.sqrt(np.asarray(Cl.multiply(Cl).sum(axis=0)).ravel())
     n = live.size
@@ -171,7 +175,7 @@ def latent_graph(codes: Any, k: int = 8) -> tuple[sp.csr_matrix, np.ndarray]:
     W = directed.maximum(directed.T).tocsr()
     W.eliminate_zeros()
     W.sort_indices()
-    return W, live
+    return W
 
 
 def _spectral_embedding(W: sp.csr_matrix, n_components: int, seed: int) -> np.ndarray:
@@ -195,8 +199,8 @@ def _spectral_embedding(W: sp.csr_matrix, n_components: int, seed: int) -> np.nd
         v0 = np.random.default_rng(seed).uniform(-1.0, 1.0, n)
         vals, vecs = eigsh(A, k=n_components, which="LA", v0=v0, tol=1e-10)
     vecs = vecs[:, np.argsort(-vals, kind="stable")[:n_components]] * inv[:, None]
-    big = np.abs(vecs).argmax(axis=0)
-    return vecs * np.sign(vecs[big, np.arange(vecs.shape[1])] + (vecs[big, np.arange(vecs.shape[1])] == 0))
+    lead = vecs[np.abs(vecs).argmax(axis=0), np.arange(vecs.shape[1])]  # each column's largest |entry|
+    return vecs * np.where(lead < 0, -1.0, 1.0)
 
 
 def _kmeans(X: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
@@ -279,7 +283,8 @@ def feature_clusters(
             raise ValueError(f"texts must have one entry per row of codes ({C.shape[0]}), got {len(texts)}")
     n_top, n_keywords = check_int(n_top, "n_top"), check_int(n_keywords, "n_keywords")
     seed = check_int(seed, "seed", low=0, high=2**32 - 1)
-    W, live = latent_graph(C, k)
+    live = _live_latents(C)
+    W = _latent_graph(C, live, check_int(k, "k"))
     n_clusters = check_int(n_clusters, "n_clusters", low=2, high=live.size, what="the number of live latents")
     L = graph_laplacian(W, normalized=normalized)
     Cl = C[:, live]

@@ -67,12 +67,13 @@ def _latent_table(explainer: Any, latents: list[tuple[str, int]]) -> str:
     )
 
 
-def _cluster_table(title: str, clusters: list[FeatureCluster]) -> str:
+def _cluster_table(title: str, clusters: list[FeatureCluster], anchor: str | None = None) -> str:
     rows = []
     for c in clusters:
         docs = "<br>".join(html.escape((t or f"row {r}")[:120]) for r, _, t in c.documents[:2])
+        rid = f" id='{html.escape(anchor)}{c.label}'" if anchor is not None else ""
         rows.append(
-            f"<tr><td>{c.label}</td><td>{c.latents.size}</td>"
+            f"<tr{rid}><td>{c.label}</td><td>{c.latents.size}</td>"
             f"<td style='text-align:left'>{html.escape(', '.join(c.keywords))}</td>"
             f"<td style='text-align:left;font-size:85%'>{docs}</td></tr>"
         )
@@ -82,9 +83,10 @@ def _cluster_table(title: str, clusters: list[FeatureCluster]) -> str:
     )
 
 
-def feature_clusters_section(fc: FeatureClusters, *, heading: str | None = None) -> Section:
+def feature_clusters_section(fc: FeatureClusters, *, heading: str | None = None, anchor: str | None = None) -> Section:
     """A report section for :func:`feature_clusters`: agreement, both clusterings side by side (figure and
-    tables of keywords and top documents), and the histogram of document code energies."""
+    tables of keywords and top documents), and the histogram of document code energies. With ``anchor``,
+    the spectral table's row of cluster ``c`` gets the HTML id ``f"{anchor}{c}"`` (for links to it)."""
     n_edges = fc.graph.nnz // 2
     text = (
         f"<p>Latent graph: {fc.live.size} live latents as nodes ({fc.dead.size} never active on the corpus, "
@@ -95,7 +97,7 @@ def feature_clusters_section(fc: FeatureClusters, *, heading: str | None = None)
         f"summed activation of its latents. A document's code energy xᵀLx/xᵀx is low when its active latents "
         f"are neighbours on the graph.</p>"
         "<div style='display:flex;gap:1em'>"
-        + _cluster_table("by co-firing (spectral)", fc.spectral)
+        + _cluster_table("by co-firing (spectral)", fc.spectral, anchor)
         + _cluster_table("by decoder cosine", fc.decoder)
         + "</div>"
     )
