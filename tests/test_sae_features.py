@@ -152,6 +152,11 @@ def test_bad_input_is_a_clear_error():
         feature_clusters(bad, W_dec)
     with pytest.raises(ValueError, match="decoder contains NaN"):
         feature_clusters(C, np.full((10, 4), np.nan))
+    # the sparse path of rayleigh_energy checks its input as the dense one does
+    with pytest.raises(ValueError, match="L has shape"):
+        rayleigh_energy(C, sp.eye(9, format="csr"))
+    with pytest.raises(ValueError, match="X contains NaN"):
+        rayleigh_energy(bad, sp.eye(10, format="csr"))
 
 
 def test_same_seed_same_result_any_thread_count():
