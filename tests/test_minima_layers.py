@@ -18,12 +18,12 @@ LATE = np.arange(12, 16)  # in the cluster in layers 2-3 only
 NOISE = np.arange(16, N)
 
 
-def _layer(rng: np.random.Generator, groups: int, width: int, cluster: np.ndarray) -> np.ndarray:
+def _layer(rng: np.random.Generator, groups: int, width: int, cluster: np.ndarray, n: int = N) -> np.ndarray:
     """Features in ``groups`` blocks of ``width`` co-varying columns. Noise items: a group latent ~ N(0, 1)
     plus iid N(0, 0.7) per column (rough across the feature graph: high energy; spread: low density).
     Cluster items: the same point (0.5 per group) plus 0.03 noise (smooth and dense: a minimum)."""
-    lat = rng.standard_normal((N, groups))
-    X = np.repeat(lat, width, axis=1) + 0.7 * rng.standard_normal((N, groups * width))
+    lat = rng.standard_normal((n, groups))
+    X = np.repeat(lat, width, axis=1) + 0.7 * rng.standard_normal((n, groups * width))
     X[cluster] = 0.5 + 0.03 * rng.standard_normal((cluster.size, groups * width))
     return X
 
@@ -165,24 +165,24 @@ def test_transition_counts_direct() -> None:
 
 
 @pytest.mark.parametrize(
-    ("stack", "kwargs", "exc", "match"),
+    ("stack", "kwargs", "match"),
     [
-        ("one", {}, "single", "at least 2 layers"),
-        ("persona", {}, "one item", f"at least {MIN_ITEMS} items"),
-        ("rows", {}, "mismatch", r"stack\[1\] has 30 rows but stack\[0\] has 40"),
-        ("nan", {}, "nan", r"stack\[1\] contains NaN"),
-        ("flat", {}, "1-D", "stack must be 3-D"),
-        ("str", {}, "type", "stack must be an array"),
-        ("narrow", {}, "width", r"stack\[0\] needs at least 2 feature columns"),
-        ("ok", {"k": 16}, "k", "k must satisfy"),
-        ("ok", {"method": "pca"}, "method", "method must be one of"),
-        ("ok", {"layers": ["a"]}, "layers", "layers must have 2 entries"),
-        ("ok", {"items": ["a"]}, "items", "items must have 40 entries"),
-        ("ok", {"alpha": 2.0}, "alpha", "alpha must be in"),
-        ("ok", {"n_neighbors": 40}, "n_neighbors", "n_neighbors must satisfy"),
+        ("one", {}, "at least 2 layers"),
+        ("persona", {}, f"at least {MIN_ITEMS} items"),
+        ("rows", {}, r"stack\[1\] has 30 rows but stack\[0\] has 40"),
+        ("nan", {}, r"stack\[1\] contains NaN"),
+        ("flat", {}, "stack must be 3-D"),
+        ("str", {}, "stack must be an array"),
+        ("narrow", {}, r"stack\[0\] needs at least 2 feature columns"),
+        ("ok", {"k": 16}, "k must satisfy"),
+        ("ok", {"method": "pca"}, "method must be one of"),
+        ("ok", {"layers": ["a"]}, "layers must have 2 entries"),
+        ("ok", {"items": ["a"]}, "items must have 40 entries"),
+        ("ok", {"alpha": 2.0}, "alpha must be in"),
+        ("ok", {"n_neighbors": 40}, "n_neighbors must satisfy"),
     ],
 )
-def test_bad_input_names_the_argument(stack: str, kwargs: dict, exc: str, match: str) -> None:
+def test_bad_input_names_the_argument(stack: str, kwargs: dict, match: str) -> None:
     rng = np.random.default_rng(0)
     good = [rng.standard_normal((40, 16)), rng.standard_normal((40, 12))]
     bad = {
@@ -215,3 +215,29 @@ def test_degenerate_layer_error_names_the_layer() -> None:
 def test_figures_reject_other_objects() -> None:
     with pytest.raises(TypeError, match="res must be the LayerMinima"):
         layer_sankey(np.zeros((2, 5), dtype=bool))  # type: ignore[arg-type]
+
+
+def test_persona_store_recipe(tmp_path) -> None:
+    """The README's persona-store line: (L, P, H) from a real PersonaVectorStore; one persona is a clear error."""
+    from latentatlas.personas.store import PersonaVectorStore
+
+    rng = np.random.default_rng(3)
+    store = PersonaVectorStore("org/model", root=tmp_path)
+    # 24 personas, 6 layers of 32 = 4 x 8 co-varying dims; p00-p02 are the planted cluster in every layer
+    layers = np.stack([_layer(rng, 4, 8, np.arange(3), n=24) for _ in range(6)])  # (6, 24, 32)
+    for i in range(24):
+        store.save("biography", f"p{i:02d}", None, layers[:, i].astype(np.float32))
+    ids = store.list_personas("biography")
+    stack = np.stack([store.load_numpy("biography", p) for p in ids], axis=1)
+    assert stack.shape == (6, 24, 32)
+    res = minima_across_layers(stack, k=4, items=ids)
+    assert res.score.shape == (6, 24) and res.items == ids
+    assert res.is_minimum.sum(axis=1).tolist() == [3] * 6  # bottom 10 % of 24
+    np.testing.assert_array_equal(res.stability[:3], 1.0)
+    np.testing.assert_array_equal(res.stability[3:], 0.0)
+    base = layers[:, 0]
+    one = PersonaVectorStore("org/model", root=tmp_path / "one")
+    one.save("biography", "solo", None, base)
+    solo = np.stack([one.load_numpy("biography", p) for p in one.list_personas("biography")], axis=1)
+    with pytest.raises(ValueError, match=f"stack needs at least {MIN_ITEMS} items"):
+        minima_across_layers(solo)
