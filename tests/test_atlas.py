@@ -19,12 +19,13 @@ from latentatlas.cli import main
 from latentatlas.datasets import three_gaussians
 from latentatlas.personas import PersonaVectorStore, synthetic_persona_dataset, synthetic_persona_vectors
 from latentatlas.sae import TopKSAE
+from latentatlas.sae.features import feature_clusters
 
 N_TOP = 5
 
 
 class _Links(HTMLParser):
-    """Every id, every in-page href, and the hrefs inside each element with an id of the form row-/latent-."""
+    """Every id, every in-page href, and the hrefs inside each card (ids row-/latent-/cluster-<n>)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -38,7 +39,7 @@ class _Links(HTMLParser):
         card = None
         if a.get("id"):
             self.ids.append(str(a["id"]))
-            if re.fullmatch(r"(row|latent)-\d+", str(a["id"])):
+            if re.fullmatch(r"(row|latent|cluster)-\d+", str(a["id"])):
                 card = str(a["id"])
                 self.inside[card] = []
         if tag not in ("br", "meta", "img", "input"):
@@ -128,6 +129,22 @@ def test_row_latent_chain_matches_an_independent_encode(built):
         top_rows = [int(h[5:]) for h in page.inside[f"latent-{j}"] if h.startswith("#row-")]
         for r in top_rows:
             assert j in np.argsort(-pre[r], kind="stable")[: sae.k]
+    # → cluster: the row card, the latent card and the cluster card agree, and match feature_clusters run here
+    codes = sae.encode(X).to_csr()
+    live = np.unique(codes.indices)
+    fc = feature_clusters(codes, sae, n_clusters=min(8, live.size - 1), seed=0)
+    spectral = dict(zip(fc.live.tolist(), fc.spectral_labels.tolist()))
+    n_checked = 0
+    for r in rows:
+        hrefs = page.inside[f"row-{r}"]
+        for a, b in zip(hrefs, hrefs[1:]):
+            if a.startswith("#latent-") and b.startswith("#cluster-"):
+                j, c = int(a[8:]), int(b[9:])
+                assert c == spectral[j]
+                assert [h for h in page.inside[f"latent-{j}"] if h.startswith("#cluster-")] == [b]
+                assert a in page.inside[f"cluster-{c}"]
+                n_checked += 1
+    assert n_checked >= len(rows)
 
 
 def test_summary_numbers_against_numpy(built):
@@ -139,6 +156,7 @@ def test_summary_numbers_against_numpy(built):
     assert f"<td style='text-align:left'>{q}</td>" in text
     assert f"{X.shape[0]:,} rows × {X.shape[1]:,} features" in text
     assert "test/synthetic / answer_mean / biography: 12 personas × 4 layers × 16" in text
+    assert "Minima across layers" in text and "Latents by co-firing (spectral) vs decoder direction" in text
     assert "&lt;b&gt;&amp;&lt;/b&gt;" in text and "<b>&</b>" not in text  # the texts are escaped
 
 
@@ -146,7 +164,7 @@ def test_renders_in_chromium_and_clicks_navigate(built):
     *_, path = built
     page = open_html(path)  # one browser for both checks: starting Chromium is the slow part
     try:
-        assert page.n_plots >= 16 and page.n_rendered == page.n_plots
+        assert page.n_plots >= 22 and page.n_rendered == page.n_plots
         assert not page.js_errors, page.js_errors
         row = page.script("return document.querySelector('[id^=row-]').id")
         # a plotly_click on a point whose customdata is "#row-…" takes the reader to that card

@@ -9,9 +9,10 @@ whose pages link to each other by anchors:
 * **rows** (``#row-i``) — the rows most methods call minima: energy, which methods, top latents;
 * **latents** (``#latent-j``) — each latent's frequency, top rows (and keywords, given texts), its
   feature cluster;
-* **feature clusters** (``#cluster-c``) — latents grouped by co-firing (spectral clustering of the
-  latent graph, :func:`latentatlas.sae.feature_clusters`) beside the grouping by decoder cosine;
-* **personas** — the store's per-layer analysis.
+* **feature clusters** (``#cluster-c``) — the latents' spectral clusters on their co-firing graph vs
+  decoder-cosine clusters (:mod:`latentatlas.sae.features`), a card per cluster;
+* **personas** — the store's per-layer analysis and its minima across layers
+  (:func:`latentatlas.minima.minima_across_layers`).
 
 Every page but the first two is optional (no SAE, no store) and says so when left out. Points
 of the figures carry their ``#anchor`` (customdata), so clicking a point opens its card. One file
@@ -46,6 +47,8 @@ from .report import Page, Section, write_pages
 __all__ = ["Atlas", "build_atlas", "check_out", "open_store", "register", "top_latents"]
 
 _HTML_SUFFIXES = (".html", ".htm")
+#: Spectral clusters of the latents on the feature-clusters page (fewer when fewer latents are live).
+N_CLUSTERS = 8
 
 
 @dataclass
@@ -60,9 +63,12 @@ class Atlas:
     top_values, top_latents : (n, m) each row's m most active latents, activation descending, ties
         to the lower latent id; latent -1 (value 0) where a row has fewer than m active; None without an SAE
     latents : (l,) latents with a card on the latents page; None without an SAE
-    clusters : (n_latents,) feature cluster of every latent (-1: none); None without the clustering
+    clusters : (n_latents,) spectral feature cluster of every latent (-1: never active on X); None without
+        the clustering
+    features : the :class:`latentatlas.sae.features.FeatureClusters` of X's codes; None without an SAE
     sae_health : the SAE's ``health(X)`` (fve, l0, dead_fraction, ...); None without an SAE
     store : model, variant, mask strategy and sizes of the persona store; None without one
+    layer_minima : the store's :class:`latentatlas.minima.LayerMinima` (minima across layers); None without one
     """
 
     path: Path
@@ -72,8 +78,10 @@ class Atlas:
     top_latents: np.ndarray | None = None
     latents: np.ndarray | None = None
     clusters: np.ndarray | None = None
+    features: Any = None
     sae_health: dict[str, Any] | None = None
     store: dict[str, Any] | None = None
+    layer_minima: Any = None
 
     def table(self) -> str:
         """The minima comparison as a Markdown table."""
@@ -174,12 +182,6 @@ def _texts(texts: Any, n: int, name: str) -> list[str] | None:
 # ---------------------------------------------------------------------------------- the views
 
 
-def _codes(sae: Any, X: np.ndarray) -> sp.csr_matrix:
-    """The SAE codes of X as CSR (n, n_latents), for TopK and threshold SAEs alike."""
-    codes = sae.encode(X)
-    return codes if sp.issparse(codes) else codes.to_csr()
-
-
 def top_latents(codes: sp.csr_matrix, m: int) -> tuple[np.ndarray, np.ndarray]:
     """Each row's ``m`` largest active codes ``(values, latents)``, (n, m): activation descending,
     ties to the lower latent; latent -1 / value 0 fill rows with fewer than ``m`` active codes."""
@@ -204,19 +206,35 @@ def _pick_rows(res: MinimaComparison, max_rows: int) -> np.ndarray:
     return order[votes[order] > 0][:max_rows]
 
 
-def _latent_clusters(sae: Any, codes: sp.csr_matrix, texts: list[str] | None) -> tuple[np.ndarray | None, Any, str]:
-    """Latents clustered by co-firing (:func:`latentatlas.sae.feature_clusters`): the cluster of every
-    latent (-1: never active), the clusters page's section, or None and why."""
+def _feature_clusters(sae: Any, codes: sp.csr_matrix, texts: list[str] | None) -> tuple[Any, str]:
+    """:func:`latentatlas.sae.features.feature_clusters` of X's codes, or None and why it could not run."""
     from .sae.features import feature_clusters
-    from .sae.report import feature_clusters_section
 
-    n_live = int(np.count_nonzero(np.bincount(codes.indices[codes.data != 0], minlength=codes.shape[1])))
-    if n_live < 2:
-        return None, None, f"the SAE has {n_live} latent(s) active on these rows; clustering needs two"
-    fc = feature_clusters(codes, sae, texts, n_clusters=min(8, n_live), seed=0)
-    labels = np.full(codes.shape[1], -1, np.int64)
-    labels[fc.live] = fc.spectral_labels
-    return labels, feature_clusters_section(fc, anchor="cluster-"), ""
+    live = np.unique(codes.indices).size
+    if live < 3:
+        return None, f"only {live} latents are active on X: too few to cluster"
+    try:
+        return feature_clusters(codes, sae, texts, n_clusters=min(N_CLUSTERS, live - 1), seed=0), ""
+    except ValueError as exc:  # e.g. a latent graph the eigensolver cannot split
+        return None, str(exc)
+
+
+def _cluster_cards(fc: Any, latent_cards: set[int], shown_rows: set[int]) -> str:
+    """One card per spectral cluster (``#cluster-c``): its latents, keywords and top rows, linked."""
+    cards = []
+    for cl in fc.spectral:
+        dec = np.bincount(fc.decoder_labels[fc.spectral_labels == cl.label], minlength=len(fc.decoder))
+        ids = cl.latents.tolist()
+        parts = [
+            f"<b>cluster {cl.label}</b> · {len(ids)} latents; by decoder direction they fall in clusters "
+            + ", ".join(f"{d} ({n})" for d, n in enumerate(dec.tolist()) if n),
+            "latents: " + _anchor_list(ids[:40], "latent", latent_cards) + (" …" if len(ids) > 40 else ""),
+        ]
+        if cl.keywords:
+            parts.append("keywords: <i>" + html.escape(", ".join(cl.keywords)) + "</i>")
+        parts.append("top rows: " + _anchor_list([r for r, _, _ in cl.documents], "row", shown_rows))
+        cards.append(f"<div id='cluster-{cl.label}' class='card'><p>" + "<br>".join(parts) + "</p></div>")
+    return "".join(cards)
 
 
 def _anchor_list(ids: Any, prefix: str, shown: set[int]) -> str:
@@ -230,7 +248,9 @@ def _summary(
     res: MinimaComparison,
     health: dict[str, Any] | None,
     sae: Any,
+    fc: Any,
     store_info: dict[str, Any] | None,
+    lm: Any,
     pages: list[tuple[str, str]],
 ) -> str:
     q = np.quantile(res.energy, [0.0, 0.1, 0.5, 0.9, 1.0])
@@ -245,7 +265,13 @@ def _summary(
             (
                 "SAE",
                 f"{type(sae).__name__}, {sae.n_latents:,} latents; on X: FVE {health['fve']:.3f}, "
-                f"L0 {health['l0']:.1f}, dead {health['dead_fraction']:.1%}",
+                f"L0 {health['l0']:.1f}, dead {health['dead_fraction']:.1%}"
+                + (
+                    f"; {len(fc.spectral)} feature clusters of {fc.live.size:,} live latents "
+                    f"(agreement with decoder-cosine clusters: ARI {fc.agreement['ari']:.2f})"
+                    if fc is not None
+                    else ""
+                ),
             )
         )
     else:
@@ -258,6 +284,12 @@ def _summary(
                 html.escape(
                     f"{s['model']} / {s['mask_strategy']} / {s['variant']}: "
                     f"{s['personas']} personas × {s['layers']} layers × {s['hidden']}"
+                    + (
+                        f"; {int((lm.stability == 1).sum())} personas are minima in every layer, "
+                        f"{int((lm.frequency > 0).sum())} in at least one"
+                        if lm is not None
+                        else ""
+                    )
                 ),
             )
         )
@@ -277,6 +309,7 @@ def _row_cards(
     texts: list[str] | None,
     top: tuple[np.ndarray, np.ndarray] | None,
     clusters: np.ndarray | None,
+    code_energy: np.ndarray | None,
 ) -> str:
     rank = np.empty(res.energy.size, dtype=np.int64)
     rank[np.argsort(res.energy, kind="stable")] = np.arange(1, res.energy.size + 1)
@@ -304,6 +337,8 @@ def _row_cards(
                 )
                 items.append(f"<a href='#latent-{j}'>latent {j}</a> ({v:.3f}){c}")
             lines.append("top latents: " + ("; ".join(items) if items else "none active"))
+        if code_energy is not None:
+            lines.append(f"energy of its code on the latent co-firing graph: {code_energy[r]:.4f}")
         cards.append(f"<div id='row-{r}' class='card'><p>" + "<br>".join(lines) + "</p></div>")
     return "".join(cards)
 
@@ -380,7 +415,10 @@ def _latent_cards(
     return "".join(cards), fig
 
 
-def _persona_sections(store: Any, variant: str, progress: bool) -> tuple[list[Section], dict[str, Any]]:
+def _persona_sections(store: Any, variant: str, progress: bool) -> tuple[list[Section], dict[str, Any], Any]:
+    """The store's per-layer analysis and its minima across layers (:func:`latentatlas.minima.minima_across_layers`)."""
+    from .minima.layers import minima_across_layers
+    from .minima.plots import layer_heatmap, layer_sankey
     from .personas.analysis import layered_analysis, load_persona_vectors, persona_spectral_energy, scree_layers
     from .personas.plots import build_layered_figure, plot_spectral_energy
 
@@ -412,7 +450,32 @@ def _persona_sections(store: Any, variant: str, progress: bool) -> tuple[list[Se
         build_layered_figure(samples, "pca", title=f"{variant}: persona vectors, PCA per layer", webgl=None),
         plot_spectral_energy(energy, sl, samples.labels, title=f"{variant}: feature-graph energy of each persona"),
     ]
-    return [("Store analysis", text, figs)], info
+    # the same personas through every layer: (L, n, H); the items are the personas' names
+    try:
+        lm = minima_across_layers(
+            np.moveaxis(samples.vectors, 1, 0), items=samples.labels, k=min(8, H - 1), rng=0, progress=progress
+        )
+    except ValueError as exc:  # too few personas or layers to track minima
+        return (
+            [
+                ("Store analysis", text, figs),
+                ("Minima across layers", f"<p>Not computed: {html.escape(str(exc))}.</p>", []),
+            ],
+            info,
+            None,
+        )
+    stable = "".join(
+        f"<tr><td style='text-align:left'>{html.escape(str(samples.labels[i]))}</td><td>{lm.stability[i]:.2f}</td>"
+        f"<td>{lm.frequency[i]:.2f}</td><td>{lm.longest_run[i]}</td></tr>"
+        for i in lm.order()[:10]
+    )
+    ltext = (
+        f"<p>Each layer's minima: the bottom {lm.quantile:.0%} of KDE + spectral energy (alpha = {lm.alpha:g}) among "
+        "the personas. Stability: the fraction of adjacent layer pairs in which a persona is a minimum in both.</p>"
+        "<table><tr><th>persona</th><th>stability</th><th>frequency</th><th>longest run</th></tr>" + stable + "</table>"
+    )
+    sections = [("Store analysis", text, figs), ("Minima across layers", ltext, [layer_sankey(lm), layer_heatmap(lm)])]
+    return sections, info, lm
 
 
 # ------------------------------------------------------------------------------------ the API
@@ -477,50 +540,47 @@ def build_atlas(
     shown_rows = set(rows.tolist())
     pages = [("summary", "Summary"), ("minima", "Energy & minima"), ("rows", "Rows")]
 
-    top = latents = clusters = health = None
+    top = latents = clusters = health = fc = None
     sae_pages: list[Page] = []
     if model_ is not None:
-        codes = _codes(model_, X)
+        from .sae.features import as_csr_codes
+        from .sae.interpret import TfidfKeywords
+        from .sae.report import feature_clusters_section
+
+        codes = as_csr_codes(model_.encode(X))
         top = top_latents(codes, n_top)
         health = model_.health(X)
-        clusters, cluster_section, why = _latent_clusters(model_, codes, txt)
+        fc, why = _feature_clusters(model_, codes, txt)
+        if fc is not None:
+            clusters = np.full(model_.n_latents, -1, dtype=np.int64)
+            clusters[fc.live] = fc.spectral_labels
         latents = np.unique(top[1][rows][top[1][rows] >= 0])
-        keywords = None
-        if txt is not None and type(model_).__name__ == "TopKSAE":
-            from .sae.interpret import LatentExplainer
-
-            keywords = LatentExplainer(model_, X, txt, n_top=8).keywords
+        keywords = TfidfKeywords(txt) if txt is not None else None
         cards, fig = _latent_cards(latents, codes, shown_rows, clusters, keywords)
-        sae_pages.append(
-            Page(
-                "latents",
-                "Latents",
-                [
-                    (
-                        "Top latents of the rows above",
-                        f"<p>The {latents.size} latents among the top {n_top} of the rows with a card"
-                        + (" (keywords: tf-idf of their top rows against all texts)" if keywords else "")
-                        + ".</p>",
-                        [fig],
-                    ),
-                    ("Latent cards", cards, []),
-                ],
-            )
+        intro = (
+            f"<p>The {latents.size} latents among the top {n_top} of the rows with a card"
+            + (" (keywords: tf-idf of their top rows against all texts)" if keywords else "")
+            + ".</p>"
         )
-        if clusters is None:
-            sae_pages.append(
-                Page("clusters", "Feature clusters", [("Not computed", f"<p>{html.escape(why)}.</p>", [])])
-            )
+        sae_pages.append(
+            Page("latents", "Latents", [("Top latents of the rows", intro, [fig]), ("Latent cards", cards, [])])
+        )
+        if fc is None:
+            csections: list[Section] = [("Not computed", f"<p>{html.escape(why)}.</p>", [])]
         else:
-            sae_pages.append(Page("clusters", "Feature clusters", [cluster_section]))
+            csections = [
+                feature_clusters_section(fc, heading="Latents by co-firing (spectral) vs decoder direction"),
+                ("Cluster cards (spectral clusters)", _cluster_cards(fc, set(latents.tolist()), shown_rows), []),
+            ]
+        sae_pages.append(Page("clusters", "Feature clusters", csections))
         pages += [("latents", "Latents"), ("clusters", "Feature clusters")]
     else:
         sae_pages.append(Page("latents", "Latents", [("No SAE", "<p>No SAE was given (sae=, --sae).</p>", [])]))
         pages.append(("latents", "Latents"))
 
-    store_info = None
+    store_info = layer_minima = None
     if store_ is not None:
-        psections, store_info = _persona_sections(store_, variant_, progress)
+        psections, store_info, layer_minima = _persona_sections(store_, variant_, progress)
     else:
         psections = [("No persona store", "<p>No persona store was given (store=, --store).</p>", [])]
     pages.append(("personas", "Personas"))
@@ -534,7 +594,9 @@ def build_atlas(
     )
     all_pages = [
         Page(
-            "summary", "Summary", [("At a glance", _summary(X, name, res, health, model_, store_info, pages[1:]), [])]
+            "summary",
+            "Summary",
+            [("At a glance", _summary(X, name, res, health, model_, fc, store_info, layer_minima, pages[1:]), [])],
         ),
         Page("minima", "Energy & minima", atlas_sections(res, name=name, max_points=max_points)),
         Page(
@@ -542,7 +604,7 @@ def build_atlas(
             "Rows",
             [
                 ("Map", row_text, [_map_figure(res, rows, max_points)]),
-                ("Row cards", _row_cards(rows, res, lab, txt, top, clusters), []),
+                ("Row cards", _row_cards(rows, res, lab, txt, top, clusters, None if fc is None else fc.energy), []),
             ],
         ),
         *sae_pages,
@@ -558,8 +620,10 @@ def build_atlas(
         top_latents=None if top is None else top[1],
         latents=latents,
         clusters=clusters,
+        features=fc,
         sae_health=health,
         store=store_info,
+        layer_minima=layer_minima,
     )
 
 
