@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 import latentatlas.minima  # noqa: F401  (registers latentatlas.minima.blend in sys.modules)
 from _browser import open_html
 from latentatlas import reference
-from latentatlas.atlas import build_atlas
+from latentatlas.atlas import _persona_sections, build_atlas, open_store, top_latents
 from latentatlas.cli import main
 from latentatlas.datasets import three_gaussians
 from latentatlas.personas import PersonaVectorStore, synthetic_persona_dataset, synthetic_persona_vectors
@@ -228,6 +229,29 @@ def test_bad_input_is_a_one_line_error(built, extra, message, capsys):
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
     assert not (d / "never.html").exists() and (d / "x.npy").read_bytes() == before
     assert not list(d.glob(".*.tmp")) and not list((d / "outdir").iterdir())
+
+
+def test_top_latents_against_dense_numpy():
+    rng = np.random.default_rng(3)
+    H = np.where(rng.random((40, 30)) < 0.2, rng.integers(0, 4, (40, 30)) / 4.0, 0.0)  # ties and empty rows
+    H[5] = 0.0
+    vals, lats = top_latents(sp.csr_matrix(H), 4)
+    for r in range(H.shape[0]):
+        order = [int(j) for j in np.lexsort((np.arange(30), -H[r])) if H[r, j] > 0][:4]
+        assert lats[r, : len(order)].tolist() == order and (lats[r, len(order) :] == -1).all()
+        assert np.array_equal(vals[r, : len(order)], H[r, order]) and (vals[r, len(order) :] == 0).all()
+
+
+def test_small_store_degrades(tmp_path):
+    """Too few personas to track minima across layers: the page says why, the rest is there."""
+    table = synthetic_persona_dataset(4, seed=0)
+    store = PersonaVectorStore("test/tiny", tmp_path / "store", array_type="numpy")
+    for pid, name, vec in zip(table.persona_ids, table.names(), synthetic_persona_vectors(table, 3, 8, seed=0)):
+        store.save("biography", pid, name, vec, ["q0"])
+    sections, info, lm = _persona_sections(open_store(tmp_path / "store")[0], "biography", False)
+    assert lm is None and info["personas"] == 4 and info["layers"] == 3
+    assert [h for h, _, _ in sections] == ["Store analysis", "Minima across layers"]
+    assert "Not computed" in sections[1][1] and "at least 5 items" in sections[1][1]
 
 
 def test_python_api_bad_arguments(tmp_path):

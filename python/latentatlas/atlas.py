@@ -184,18 +184,23 @@ def _texts(texts: Any, n: int, name: str) -> list[str] | None:
 
 def top_latents(codes: sp.csr_matrix, m: int) -> tuple[np.ndarray, np.ndarray]:
     """Each row's ``m`` largest active codes ``(values, latents)``, (n, m): activation descending,
-    ties to the lower latent; latent -1 / value 0 fill rows with fewer than ``m`` active codes."""
+    ties to the lower latent; latent -1 / value 0 fill rows with fewer than ``m`` active codes.
+
+    One sort of the stored entries by (row, activation desc, latent): O(nnz log nnz), no loop over rows.
+    """
     codes = sp.csr_matrix(codes)
     n = codes.shape[0]
+    row = np.repeat(np.arange(n), np.diff(codes.indptr))
+    keep = codes.data > 0
+    row, lat, val = row[keep], codes.indices[keep].astype(np.int64), codes.data[keep]
+    order = np.lexsort((lat, -val, row))
+    row, lat, val = row[order], lat[order], val[order]
+    rank = np.arange(row.size) - np.searchsorted(row, np.arange(n))[row]  # position within its row
+    sel = rank < m
     vals = np.zeros((n, m))
     lats = np.full((n, m), -1, dtype=np.int64)
-    for r in range(n):
-        a, b = codes.indptr[r], codes.indptr[r + 1]
-        v, j = codes.data[a:b], codes.indices[a:b]
-        keep = v > 0
-        v, j = v[keep], j[keep]
-        order = np.lexsort((j, -v))[:m]
-        vals[r, : order.size], lats[r, : order.size] = v[order], j[order]
+    vals[row[sel], rank[sel]] = val[sel]
+    lats[row[sel], rank[sel]] = lat[sel]
     return vals, lats
 
 
