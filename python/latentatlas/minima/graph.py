@@ -19,7 +19,7 @@ Two ways to build it, one result type (:class:`KNNGraph`):
 
 efSearch 96 (was 48): on three Gaussian clusters at N = 300,000 × 128 (k = 30, 1,000 sampled rows) recall@30
 rose from 0.985 to 0.997 for 1.3× the query CPU time (0.992 at 64, 0.998 at 128 for 1.55×); at 1,000,000
-efSearch 48 gave 0.943. efConstruction 64 instead of 32 reached about the same (0.996 at efSearch 64) for a
+efSearch 48 gave 0.943 and 96 gives 0.981 (README "At scale"). efConstruction 64 instead of 32 reached about the same (0.996 at efSearch 64) for a
 slower build, so the build stays cheap and the search wider. Reproduce with ``benches/hnsw_ef_sweep.py``.
 
 ``"auto"`` is exact up to :data:`EXACT_MAX_N` points and approximate above (exact, with a warning,
