@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use crate::check::{check_finite, check_finite_slice, check_len};
 use crate::error::{argument, buffer, shape, Result};
 use crate::real::Real;
+use crate::simd::{simd_dispatch, simd_path};
 use crate::tile::gemm_nt;
 use crate::topk::TopK;
 
@@ -103,14 +104,20 @@ pub fn gemm_topk<T: Real>(
     }
     check_finite(&a, names.a)?;
 
-    let (vals, idx) = blocked_topk(a, b, k, |i, j, dot: T| {
-        if opts.exclude_self && i == j {
-            return None;
+    let zeros;
+    let floor_bias = match opts.bias {
+        Some(bias) => bias,
+        None => {
+            zeros = vec![T::ZERO; n];
+            &zeros[..]
         }
-        Some(match opts.bias {
-            Some(bias) => (dot + bias[j]).to_f64(),
-            None => dot.to_f64(),
-        })
+    };
+    let path = simd_path();
+    let (vals, idx) = blocked_topk_by(a, b, k, |best, r0, c0, cols, tile| {
+        simd_dispatch!(
+            path,
+            scan_tile(best, (r0, c0, cols), tile, floor_bias, &opts)
+        )
     })?;
     let vals = Array2::from_shape_vec((m, k), vals.into_iter().map(T::from_f64).collect())
         .expect("m*k buffer");
@@ -132,6 +139,82 @@ pub(crate) fn blocked_topk<T: Real, F>(
 where
     F: Fn(usize, usize, T) -> Option<f64> + Sync,
 {
+    blocked_topk_by(a, b, k, |best, r0, c0, cols, tile| {
+        for (r, top) in best.iter_mut().enumerate() {
+            for (c, &dot) in tile[r * cols..(r + 1) * cols].iter().enumerate() {
+                if let Some(v) = score(r0 + r, c0 + c, dot) {
+                    top.push(v, c0 + c);
+                }
+            }
+        }
+    })
+}
+
+/// Width of the prefilter's column chunks in [`scan_tile`].
+const SCAN: usize = 32;
+
+/// Whether any `dot + bias` of the chunk reaches `floor`: a branch-free reduction that compiles
+/// to a few vector compares, so chunks that cannot enter a row's top-k cost almost nothing.
+#[inline(always)]
+fn any_at_least<T: Real>(dots: &[T], bias: &[T], floor: T) -> bool {
+    let mut hit = false;
+    for (&d, &b) in dots.iter().zip(bias) {
+        hit |= d + b >= floor;
+    }
+    hit
+}
+
+/// The top-k epilogue of [`gemm_topk`] on one tile (`at` = first row, first column, columns).
+/// Once a row holds k candidates, a chunk of [`SCAN`] columns is offered to its top-k only if one
+/// of its scores reaches the current k-th best (`>=`, so ties still meet the index tie-break):
+/// the kept set is exactly the one the plain loop would keep. Scores are `dot + bias` in the
+/// input's precision, so the k-th best converts back to `T` exactly.
+#[inline(always)]
+fn scan_tile<T: Real>(
+    best: &mut [TopK],
+    (r0, c0, cols): (usize, usize, usize),
+    tile: &[T],
+    floor_bias: &[T],
+    opts: &GemmTopkOptions<'_, T>,
+) {
+    let fb = &floor_bias[c0..c0 + cols];
+    for (r, top) in best.iter_mut().enumerate() {
+        let row = &tile[r * cols..(r + 1) * cols];
+        let mut c = 0;
+        while c < cols {
+            let e = (c + SCAN).min(cols);
+            let skip = top
+                .floor()
+                .is_some_and(|f| !any_at_least(&row[c..e], &fb[c..e], T::from_f64(f)));
+            if !skip {
+                for (cc, &dot) in row.iter().enumerate().take(e).skip(c) {
+                    let j = c0 + cc;
+                    if opts.exclude_self && r0 + r == j {
+                        continue;
+                    }
+                    let v = match opts.bias {
+                        Some(bias) => (dot + bias[j]).to_f64(),
+                        None => dot.to_f64(),
+                    };
+                    top.push(v, j);
+                }
+            }
+            c = e;
+        }
+    }
+}
+
+/// [`blocked_topk`] with the whole tile handed to `visit(best, r0, c0, cols, tile)`, which offers
+/// the candidates of rows `r0..` and columns `c0..c0 + cols` to the rows' top-k.
+fn blocked_topk_by<T: Real, V>(
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    k: usize,
+    visit: V,
+) -> Result<(Vec<f64>, Array2<i64>)>
+where
+    V: Fn(&mut [TopK], usize, usize, usize, &[T]) + Sync,
+{
     let m = a.nrows();
     let mut vals = buffer(&[m, k], f64::NEG_INFINITY, "k")?;
     let mut idx = buffer(&[m, k], -1i64, "k")?;
@@ -142,15 +225,7 @@ where
         a,
         b,
         |rows| (0..rows).map(|_| TopK::new(k)).collect::<Vec<TopK>>(),
-        |best, r0, c0, cols, tile| {
-            for (r, top) in best.iter_mut().enumerate() {
-                for (c, &dot) in tile[r * cols..(r + 1) * cols].iter().enumerate() {
-                    if let Some(v) = score(r0 + r, c0 + c, dot) {
-                        top.push(v, c0 + c);
-                    }
-                }
-            }
-        },
+        |best: &mut Vec<TopK>, r0, c0, cols, tile| visit(best, r0, c0, cols, tile),
     );
     vals.par_chunks_mut(ROW_BLOCK * k)
         .zip(idx.par_chunks_mut(ROW_BLOCK * k))

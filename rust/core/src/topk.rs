@@ -1,88 +1,86 @@
+use std::cmp::Ordering;
+
 /// The k best `(value, index)` pairs seen so far, ranked by value descending, then index
 /// ascending (a total order, so the result never depends on the order candidates arrive in).
 ///
-/// The hot path is a single comparison against the current worst kept value; replacing the worst
-/// rescans the k kept entries, which is rare once the buffer has warmed up.
+/// Candidates go into a buffer of `2k`; when it fills, a linear-time selection keeps the k best
+/// and their worst value becomes the floor below which later candidates are dropped with a single
+/// comparison. Each candidate thus costs O(1) amortised, where replacing the worst of k kept
+/// entries costs O(k) (which dominated at k = 32 and above).
 #[derive(Debug, Clone)]
 pub struct TopK {
     k: usize,
-    vals: Vec<f64>,
-    idx: Vec<usize>,
-    worst: usize,
+    kept: Vec<(f64, usize)>,
+    floor: f64,
 }
 
+/// The ranking: higher value first, then lower index.
 #[inline(always)]
-fn better(v: f64, i: usize, w: f64, j: usize) -> bool {
-    v > w || (v == w && i < j)
+fn rank(a: &(f64, usize), b: &(f64, usize)) -> Ordering {
+    b.0.partial_cmp(&a.0)
+        .unwrap_or(Ordering::Equal)
+        .then(a.1.cmp(&b.1))
 }
 
 impl TopK {
     pub fn new(k: usize) -> Self {
         Self {
             k,
-            vals: Vec::with_capacity(k),
-            idx: Vec::with_capacity(k),
-            worst: 0,
+            kept: Vec::with_capacity(2 * k),
+            floor: f64::NEG_INFINITY,
         }
     }
 
     pub fn clear(&mut self) {
-        self.vals.clear();
-        self.idx.clear();
-        self.worst = 0;
+        self.kept.clear();
+        self.floor = f64::NEG_INFINITY;
     }
 
+    /// How many pairs are kept (at most k).
     pub fn len(&self) -> usize {
-        self.vals.len()
+        self.kept.len().min(self.k)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.vals.is_empty()
+        self.kept.is_empty()
     }
 
-    fn find_worst(&mut self) {
-        let mut w = 0;
-        for t in 1..self.vals.len() {
-            if better(self.vals[w], self.idx[w], self.vals[t], self.idx[t]) {
-                w = t;
-            }
+    /// Keep only the k best of the buffer; their worst value becomes the floor.
+    fn compact(&mut self) {
+        if self.kept.len() > self.k {
+            self.kept.select_nth_unstable_by(self.k - 1, rank);
+            self.kept.truncate(self.k);
+            self.floor = self.kept[self.k - 1].0;
         }
-        self.worst = w;
+    }
+
+    /// A value every pair still able to enter must reach (`-inf` until k have been seen): the
+    /// k-th best value at the last selection, so a candidate below it cannot enter.
+    #[inline(always)]
+    pub fn floor(&self) -> Option<f64> {
+        (self.floor > f64::NEG_INFINITY).then_some(self.floor)
     }
 
     /// Offer a candidate.
     #[inline(always)]
     pub fn push(&mut self, v: f64, i: usize) {
-        if self.vals.len() < self.k {
-            self.vals.push(v);
-            self.idx.push(i);
-            if self.vals.len() == self.k {
-                self.find_worst();
-            }
+        if self.k == 0 || v < self.floor {
             return;
         }
-        if self.k == 0 || v < self.vals[self.worst] {
-            return;
-        }
-        if better(v, i, self.vals[self.worst], self.idx[self.worst]) {
-            self.vals[self.worst] = v;
-            self.idx[self.worst] = i;
-            self.find_worst();
+        self.kept.push((v, i));
+        if self.kept.len() == 2 * self.k {
+            self.compact();
         }
     }
 
     /// Write the kept pairs, best first, into the front of `vals`/`idx`; returns how many.
     pub fn write_sorted(&self, vals: &mut [f64], idx: &mut [usize]) -> usize {
-        let mut order: Vec<usize> = (0..self.vals.len()).collect();
-        order.sort_unstable_by(|&a, &b| {
-            let (va, ia, vb, ib) = (self.vals[a], self.idx[a], self.vals[b], self.idx[b]);
-            vb.partial_cmp(&va)
-                .unwrap_or(std::cmp::Ordering::Equal)
-                .then(ia.cmp(&ib))
-        });
-        for (t, &o) in order.iter().enumerate() {
-            vals[t] = self.vals[o];
-            idx[t] = self.idx[o];
+        let mut order = self.kept.clone();
+        order.sort_unstable_by(rank);
+        order.truncate(self.k);
+        for (t, &(v, i)) in order.iter().enumerate() {
+            vals[t] = v;
+            idx[t] = i;
         }
         order.len()
     }
@@ -121,5 +119,25 @@ mod tests {
         b.write_sorted(&mut vb, &mut ib);
         assert_eq!(ia, ib);
         assert_eq!(va, vb);
+    }
+
+    #[test]
+    fn matches_a_full_sort_with_many_ties() {
+        // values from a small set, so ties are everywhere and the index tie-break decides
+        for k in [1, 2, 5, 33, 300] {
+            let data: Vec<f64> = (0..1000).map(|i| ((i * 7919) % 13) as f64).collect();
+            let mut t = TopK::new(k);
+            for (i, &v) in data.iter().enumerate() {
+                t.push(v, i);
+            }
+            let mut want: Vec<(f64, usize)> = data.iter().copied().zip(0..).collect();
+            want.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.1.cmp(&b.1)));
+            let (mut v, mut ix) = (vec![0.0; k], vec![0; k]);
+            assert_eq!(t.write_sorted(&mut v, &mut ix), k.min(1000));
+            for s in 0..k {
+                assert_eq!((v[s], ix[s]), want[s], "k = {k}, rank {s}");
+            }
+            assert!(t.floor().unwrap() <= v[k - 1]);
+        }
     }
 }

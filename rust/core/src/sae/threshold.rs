@@ -14,6 +14,44 @@ use crate::check::{check_finite, check_finite_slice, check_len};
 use crate::error::{shape, Result};
 use crate::gemm_topk::for_each_tile;
 use crate::real::Real;
+use crate::simd::{simd_dispatch, simd_path};
+
+/// Width of the column chunks whose active latents are looked for one by one.
+const SCAN: usize = 32;
+
+/// The threshold epilogue on one tile of pre-activations (columns `c0..c0 + cols`): appends each
+/// row's active `(latent, value)` pairs to its list, columns ascending. Active latents are rare,
+/// so a branch-free vector test of each chunk of [`SCAN`] columns decides whether to look inside.
+#[inline(always)]
+fn scan_tile<T: Real>(
+    lists: &mut [Vec<(i64, T)>],
+    c0: usize,
+    cols: usize,
+    tile: &[T],
+    bias: &[T],
+    cut: &[T],
+) {
+    let (bias, cut) = (&bias[c0..c0 + cols], &cut[c0..c0 + cols]);
+    for (r, list) in lists.iter_mut().enumerate() {
+        let row = &tile[r * cols..(r + 1) * cols];
+        for c in (0..cols).step_by(SCAN) {
+            let e = (c + SCAN).min(cols);
+            let mut hit = false;
+            for ((&d, &b), &t) in row[c..e].iter().zip(&bias[c..e]).zip(&cut[c..e]) {
+                hit |= d + b > t;
+            }
+            if !hit {
+                continue;
+            }
+            for cc in c..e {
+                let v = row[cc] + bias[cc];
+                if v > cut[cc] {
+                    list.push(((c0 + cc) as i64, v));
+                }
+            }
+        }
+    }
+}
 
 /// A CSR matrix: `indptr` (rows + 1), `indices` and `data` (nnz each), columns ascending per row.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,20 +119,13 @@ pub fn sae_encode_threshold<T: Real>(
         .iter()
         .map(|&t| if t > T::ZERO { t } else { T::ZERO })
         .collect();
+    let path = simd_path();
     let lists: Vec<Vec<Vec<(i64, T)>>> = for_each_tile(
         x,
         w_enc,
         |rows| vec![Vec::new(); rows],
         |lists: &mut Vec<Vec<(i64, T)>>, _r0, c0, cols, tile| {
-            for (r, list) in lists.iter_mut().enumerate() {
-                for (c, &score) in tile[r * cols..(r + 1) * cols].iter().enumerate() {
-                    let j = c0 + c;
-                    let v = score + bias[j];
-                    if v > cut[j] {
-                        list.push((j as i64, v));
-                    }
-                }
-            }
+            simd_dispatch!(path, scan_tile(lists, c0, cols, tile, &bias, &cut))
         },
     );
     let m = x.nrows();
