@@ -198,5 +198,12 @@ def test_rotten_tomatoes_task_structure():
     assert all(d.startswith(movie + "/") for d in t.qrels[movie])
     c = text_corpus(500)
     assert len(c) == 500 and len(set(c)) == 500
+    # sources: the same texts, labelled in the documented order (reviews, then titles, then tweets)
+    big, src = text_corpus(20000, with_sources=True)
+    assert big == text_corpus(20000) and len(src) == len(big)
+    order = {"rotten_tomatoes": 0, "news_titles": 1, "health_tweets": 2}
+    ranks = [order[s] for s in src]
+    assert ranks == sorted(ranks) and set(src) == set(order)
+    assert 0 < src.count("news_titles") <= 3824  # NewsArticles has 3,824 titles, some repeated
     with pytest.raises(ValueError, match="positive integer"):
         text_corpus(0)

