@@ -64,6 +64,7 @@ def _numpy_encode(sae: TopKSAE, X: np.ndarray, chunk: int = 2048) -> tuple[np.nd
 _GROUPS = {
     "encode": "sae encode",
     "gemm": "sae encode",
+    "peak": "sae encode",
     "threshold": "sae threshold encode to CSR",
     "decode": "sae decode",
     "train": "sae train epoch",
@@ -106,6 +107,12 @@ def test_encode_numpy_gemm_alone(benchmark, data):
             X[r0 : r0 + 2048] @ sae.W_enc.T
 
     _run(benchmark, "gemm/numpy", gemm)
+
+
+def test_gemm_peak(benchmark):
+    """The machine's practical GEMM peak: NumPy's BLAS on a large square float32 product."""
+    A = np.random.default_rng(0).standard_normal((4096, 4096), dtype=np.float32)
+    _run(benchmark, "peak/numpy", lambda: A @ A)
 
 
 # -- threshold (JumpReLU) encode to CSR --------------------------------------------------------
@@ -346,5 +353,16 @@ def _summary() -> None:
     for label, a, b in pairs:
         if a in RESULTS and b in RESULTS:
             print(f"  {label:<55} {RESULTS[a] / RESULTS[b]:8.2f}×   ({RESULTS[a]:.4g} vs {RESULTS[b]:.4g})")
+    # the physical yardstick: useful GEMM flops per second (2·N·d·n_latents per encode)
+    flops = 2.0 * N * D_IN * N_LAT
+    rates = [f"{name} {flops / RESULTS[key] / 1e9:.0f} GFLOP/s" for name, key in
+             (("NumPy/BLAS GEMM alone", "gemm/numpy"), ("Rust TopK encode", "encode/rust"),
+              ("Rust threshold encode", "threshold/rust")) if key in RESULTS]  # fmt: skip
+    if "peak/numpy" in RESULTS:
+        rates.insert(
+            0, f"practical peak (NumPy 4096² square) {2.0 * 4096**3 / RESULTS['peak/numpy'] / 1e9:.0f} GFLOP/s"
+        )
+    if rates:
+        EXTRA["encode GEMM rate"] = ", ".join(rates)
     for k, v in EXTRA.items():
         print(f"\n{k}:\n{v}")

@@ -337,6 +337,41 @@ mod tests {
     }
 
     #[test]
+    fn prefilter_keeps_exact_ties_in_f32() {
+        // small integer entries: scores are exact in f32 and tie everywhere, across chunk and tile
+        // borders (3 tiles of columns), with and without bias and self-exclusion
+        let a = ndarray::Array2::from_shape_fn((40, 3), |(i, j)| ((i * 7 + j * 3) % 5) as f32);
+        let b = ndarray::Array2::from_shape_fn((4500, 3), |(i, j)| ((i * 11 + j * 5) % 4) as f32);
+        let bias: Vec<f32> = (0..4500).map(|j| (j % 3) as f32).collect();
+        for (with_bias, exclude_self, k) in [(false, false, 37), (true, false, 5), (true, true, 64)]
+        {
+            let opts = GemmTopkOptions {
+                bias: with_bias.then_some(&bias[..]),
+                exclude_self,
+                ..GemmTopkOptions::new(k)
+            };
+            let (v, ix) = gemm_topk(a.view(), b.view(), opts).unwrap();
+            for i in 0..40 {
+                let mut want: Vec<(f32, usize)> = (0..4500)
+                    .filter(|&j| !(exclude_self && j == i))
+                    .map(|j| {
+                        let dot: f32 = (0..3).map(|p| a[[i, p]] * b[[j, p]]).sum();
+                        (dot + if with_bias { bias[j] } else { 0.0 }, j)
+                    })
+                    .collect();
+                want.sort_by(|x, y| y.0.partial_cmp(&x.0).unwrap().then(x.1.cmp(&y.1)));
+                for t in 0..k {
+                    assert_eq!(
+                        (v[[i, t]], ix[[i, t]] as usize),
+                        want[t],
+                        "row {i}, rank {t}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn errors_carry_the_callers_names() {
         let names = ArgNames {
             a: "X",
