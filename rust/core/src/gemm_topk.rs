@@ -113,14 +113,14 @@ pub fn gemm_topk<T: Real>(
         }
     };
     let path = simd_path();
-    let (vals, idx) = blocked_topk_by(a, b, k, |best, r0, c0, cols, tile| {
+    // scores are `dot + bias` in T, so the kept values are stored back in T without loss
+    let (vals, idx) = blocked_topk_by(a, b, k, T::from_f64, |best, r0, c0, cols, tile| {
         simd_dispatch!(
             path,
             scan_tile(best, (r0, c0, cols), tile, floor_bias, &opts)
         )
     })?;
-    let vals = Array2::from_shape_vec((m, k), vals.into_iter().map(T::from_f64).collect())
-        .expect("m*k buffer");
+    let vals = Array2::from_shape_vec((m, k), vals).expect("m*k buffer");
     Ok((vals, idx))
 }
 
@@ -139,15 +139,21 @@ pub(crate) fn blocked_topk<T: Real, F>(
 where
     F: Fn(usize, usize, T) -> Option<f64> + Sync,
 {
-    blocked_topk_by(a, b, k, |best, r0, c0, cols, tile| {
-        for (r, top) in best.iter_mut().enumerate() {
-            for (c, &dot) in tile[r * cols..(r + 1) * cols].iter().enumerate() {
-                if let Some(v) = score(r0 + r, c0 + c, dot) {
-                    top.push(v, c0 + c);
+    blocked_topk_by(
+        a,
+        b,
+        k,
+        |v| v,
+        |best, r0, c0, cols, tile| {
+            for (r, top) in best.iter_mut().enumerate() {
+                for (c, &dot) in tile[r * cols..(r + 1) * cols].iter().enumerate() {
+                    if let Some(v) = score(r0 + r, c0 + c, dot) {
+                        top.push(v, c0 + c);
+                    }
                 }
             }
-        }
-    })
+        },
+    )
 }
 
 /// Width of the prefilter's column chunks in [`scan_tile`].
@@ -205,42 +211,36 @@ fn scan_tile<T: Real>(
 }
 
 /// [`blocked_topk`] with the whole tile handed to `visit(best, r0, c0, cols, tile)`, which offers
-/// the candidates of rows `r0..` and columns `c0..c0 + cols` to the rows' top-k.
-fn blocked_topk_by<T: Real, V>(
+/// the candidates of rows `r0..` and columns `c0..c0 + cols` to the rows' top-k; the kept values
+/// are stored through `out` (the caller's output type).
+fn blocked_topk_by<T: Real, U: Copy + Send, V>(
     a: ArrayView2<T>,
     b: ArrayView2<T>,
     k: usize,
+    out: fn(f64) -> U,
     visit: V,
-) -> Result<(Vec<f64>, Array2<i64>)>
+) -> Result<(Vec<U>, Array2<i64>)>
 where
-    V: Fn(&mut [TopK], usize, usize, usize, &[T]) + Sync,
+    V: Fn(&mut Vec<TopK>, usize, usize, usize, &[T]) + Sync,
 {
-    let (m, n) = (a.nrows(), b.nrows());
-    let mut vals = buffer(&[m, k], f64::NEG_INFINITY, "k")?;
+    let m = a.nrows();
+    let mut vals = buffer(&[m, k], out(f64::NEG_INFINITY), "k")?;
     let mut idx = buffer(&[m, k], -1i64, "k")?;
     if k == 0 {
         return Ok((vals, Array2::from_shape_vec((m, 0), idx).expect("empty")));
     }
-    let blocks = for_each_tile(
-        a,
-        b,
-        |rows| (0..rows).map(|_| TopK::new(k)).collect::<Vec<TopK>>(),
-        |best: &mut Vec<TopK>, r0, c0, cols, tile| {
-            visit(best, r0, c0, cols, tile);
-            if c0 + cols == n {
-                best.iter_mut().for_each(TopK::seal);
-            }
-        },
-    );
+    // each task fills its rows of the output directly: the only O(m) memory is the answer
     vals.par_chunks_mut(ROW_BLOCK * k)
         .zip(idx.par_chunks_mut(ROW_BLOCK * k))
-        .zip(blocks.par_iter())
-        .for_each(|((vout, iout), best)| {
+        .enumerate()
+        .for_each(|(blk, (vout, iout))| {
+            let mut tops: Vec<TopK> = (0..vout.len() / k).map(|_| TopK::new(k)).collect();
+            scan_block(a, b, blk, &mut tops, &visit);
             let (mut v, mut ix) = (vec![0.0; k], vec![0usize; k]);
-            for (r, top) in best.iter().enumerate() {
+            for (r, top) in tops.iter().enumerate() {
                 let kept = top.write_sorted(&mut v, &mut ix);
                 for t in 0..kept {
-                    vout[r * k + t] = v[t];
+                    vout[r * k + t] = out(v[t]);
                     iout[r * k + t] = ix[t] as i64;
                 }
             }
@@ -266,23 +266,36 @@ where
     I: Fn(usize) -> S + Sync,
     V: Fn(&mut S, usize, usize, usize, &[T]) + Sync,
 {
-    let (m, n) = (a.nrows(), b.nrows());
-    (0..m.div_ceil(ROW_BLOCK))
+    (0..a.nrows().div_ceil(ROW_BLOCK))
         .into_par_iter()
         .map(|blk| {
-            let r0 = blk * ROW_BLOCK;
-            let rows = ROW_BLOCK.min(m - r0);
-            let ablk = a.slice(s![r0..r0 + rows, ..]);
-            let mut tile = vec![T::ZERO; rows * COL_BLOCK.min(n.max(1))];
-            let mut state = init(rows);
-            for c0 in (0..n).step_by(COL_BLOCK) {
-                let cols = COL_BLOCK.min(n - c0);
-                gemm_nt(&mut tile, &ablk, &b.slice(s![c0..c0 + cols, ..]));
-                visit(&mut state, r0, c0, cols, &tile[..rows * cols]);
-            }
+            let mut state = init(ROW_BLOCK.min(a.nrows() - blk * ROW_BLOCK));
+            scan_block(a, b, blk, &mut state, &visit);
             state
         })
         .collect()
+}
+
+/// One task of [`for_each_tile`]: row block `blk` of A against B, one `COL_BLOCK` tile at a time.
+fn scan_block<T: Real, S, V>(
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    blk: usize,
+    state: &mut S,
+    visit: &V,
+) where
+    V: Fn(&mut S, usize, usize, usize, &[T]),
+{
+    let (m, n) = (a.nrows(), b.nrows());
+    let r0 = blk * ROW_BLOCK;
+    let rows = ROW_BLOCK.min(m - r0);
+    let ablk = a.slice(s![r0..r0 + rows, ..]);
+    let mut tile = vec![T::ZERO; rows * COL_BLOCK.min(n.max(1))];
+    for c0 in (0..n).step_by(COL_BLOCK) {
+        let cols = COL_BLOCK.min(n - c0);
+        gemm_nt(&mut tile, &ablk, &b.slice(s![c0..c0 + cols, ..]));
+        visit(state, r0, c0, cols, &tile[..rows * cols]);
+    }
 }
 
 #[cfg(test)]

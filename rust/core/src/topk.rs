@@ -54,13 +54,6 @@ impl TopK {
         }
     }
 
-    /// Drop all but the k best and release the buffer's spare room: called once a row has seen
-    /// all its candidates, so a finished row holds k pairs, not up to 2k.
-    pub fn seal(&mut self) {
-        self.compact();
-        self.kept.shrink_to_fit();
-    }
-
     /// A value every pair still able to enter must reach (`-inf` until k have been seen): the
     /// k-th best value at the last selection, so a candidate below it cannot enter.
     #[inline(always)]
