@@ -68,6 +68,7 @@ def main(n: int, n_latents: int = 4096, ablation: bool = False, only: str = "") 
             ("reviews only, MSE + KL (anchors = reviews, 8 neighbours, weight 1)", reviews, 128,
              {"kl_weight": 1.0, "neighbors": 8}),
             (f"reviews + other movies' plots ({reviews.shape[0]} + {plots.shape[0]} texts), MSE", both, 128, {}),
+            ("reviews + other movies' plots repeated x10, MSE", np.concatenate([reviews] + [plots] * 10), 128, {}),
         ]  # fmt: skip
         runs = [r for r in runs if only in r[0]]
     else:
@@ -79,7 +80,10 @@ def main(n: int, n_latents: int = 4096, ablation: bool = False, only: str = "") 
         fit_s = time.perf_counter() - t
         h = sae.health(D)
         rep = retrieval_report(sae, Q, D, task.qrels, query_ids=task.query_ids, doc_ids=task.doc_ids)
-        print(f"\n## {name}: n_latents {n_latents}, fit {fit_s:.0f} s, FVE on the task docs {h['fve']:.3f}")
+        fve_q = sae.health(Q)["fve"]
+        print(
+            f"\n## {name}: n_latents {n_latents}, fit {fit_s:.0f} s, FVE task docs {h['fve']:.3f} / queries {fve_q:.3f}"
+        )
         print(rep.to_markdown(), flush=True)
         if ablation:
             print(one_sided(sae, task, Q, D), flush=True)
