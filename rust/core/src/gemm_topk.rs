@@ -12,12 +12,16 @@ use crate::check::{check_finite, check_finite_slice, check_len};
 use crate::error::{argument, buffer, shape, Result};
 use crate::real::Real;
 use crate::simd::{simd_dispatch, simd_path};
-use crate::tile::gemm_nt;
+use crate::tile::Prepared;
 use crate::topk::TopK;
 
 /// Rows of A per task and rows of B per GEMM tile. Fixed, so results never depend on threads.
 pub(crate) const ROW_BLOCK: usize = 256;
 pub(crate) const COL_BLOCK: usize = 2048;
+const _: () = assert!(
+    COL_BLOCK.is_multiple_of(32),
+    "packed tiles start on 32-column panels"
+);
 
 /// The caller's names for the primitive's arguments, used in error messages (a kernel built on
 /// the primitive passes its own, e.g. `X`, `W_enc`, `b_enc`).
@@ -224,6 +228,8 @@ where
     V: Fn(&mut Vec<TopK>, usize, usize, usize, &[T]) + Sync,
 {
     let m = a.nrows();
+    // B is not packed here: a packed copy (the size of B) would break the encode's memory bound
+    let b = Prepared::new(b, false);
     let mut vals = buffer(&[m, k], out(f64::NEG_INFINITY), "k")?;
     let mut idx = buffer(&[m, k], -1i64, "k")?;
     if k == 0 {
@@ -235,7 +241,7 @@ where
         .enumerate()
         .for_each(|(blk, (vout, iout))| {
             let mut tops: Vec<TopK> = (0..vout.len() / k).map(|_| TopK::new(k)).collect();
-            scan_block(a, b, blk, &mut tops, &visit);
+            scan_block(a, &b, blk, &mut tops, &visit);
             let (mut v, mut ix) = (vec![0.0; k], vec![0usize; k]);
             for (r, top) in tops.iter().enumerate() {
                 let kept = top.write_sorted(&mut v, &mut ix);
@@ -255,6 +261,8 @@ where
 /// scored against `COL_BLOCK` rows of B at a time into one tile, so the `m × n` products are never
 /// held. `visit(state, r0, c0, cols, tile)` consumes the row-major `rows × cols` tile of rows
 /// `r0..` of A against rows `c0..c0 + cols` of B; returns every row block's state, in row order.
+/// B is packed once for the faster f32 AVX-512 tile (extra memory: the size of B; see
+/// [`Prepared`]), which the threshold encode's speed target needs.
 pub(crate) fn for_each_tile<T: Real, S, I, V>(
     a: ArrayView2<T>,
     b: ArrayView2<T>,
@@ -266,11 +274,12 @@ where
     I: Fn(usize) -> S + Sync,
     V: Fn(&mut S, usize, usize, usize, &[T]) + Sync,
 {
+    let b = Prepared::new(b, true);
     (0..a.nrows().div_ceil(ROW_BLOCK))
         .into_par_iter()
         .map(|blk| {
             let mut state = init(ROW_BLOCK.min(a.nrows() - blk * ROW_BLOCK));
-            scan_block(a, b, blk, &mut state, &visit);
+            scan_block(a, &b, blk, &mut state, &visit);
             state
         })
         .collect()
@@ -279,7 +288,7 @@ where
 /// One task of [`for_each_tile`]: row block `blk` of A against B, one `COL_BLOCK` tile at a time.
 fn scan_block<T: Real, S, V>(
     a: ArrayView2<T>,
-    b: ArrayView2<T>,
+    b: &Prepared<T>,
     blk: usize,
     state: &mut S,
     visit: &V,
@@ -293,7 +302,7 @@ fn scan_block<T: Real, S, V>(
     let mut tile = vec![T::ZERO; rows * COL_BLOCK.min(n.max(1))];
     for c0 in (0..n).step_by(COL_BLOCK) {
         let cols = COL_BLOCK.min(n - c0);
-        gemm_nt(&mut tile, &ablk, &b.slice(s![c0..c0 + cols, ..]));
+        b.product(&mut tile, &ablk, c0, cols);
         visit(state, r0, c0, cols, &tile[..rows * cols]);
     }
 }
