@@ -19,18 +19,22 @@ pub(crate) struct Prepared<'a, T> {
 
 impl<'a, T: Real> Prepared<'a, T> {
     pub(crate) fn new(b: ArrayView2<'a, T>, pack: bool) -> Self {
-        let packed = (pack && packed::applies::<T>(&b)).then(|| {
-            // SAFETY: `applies` checked that T is f32 and that B's rows are unit-stride.
-            unsafe {
-                packed::pack_b(
-                    b.as_ptr() as *const f32,
-                    b.nrows(),
-                    b.ncols(),
-                    b.strides()[0] as usize,
-                )
-            }
-        });
-        Self { b, packed }
+        let packed =
+            (pack && b.nrows() > 0 && b.ncols() > 0 && packed::applies::<T>(&b)).then(|| {
+                // SAFETY: `applies` checked that T is f32 and that B's rows are unit-stride.
+                unsafe {
+                    packed::pack_b(
+                        b.as_ptr() as *const f32,
+                        b.nrows(),
+                        b.ncols(),
+                        b.strides()[0] as usize,
+                    )
+                }
+            });
+        Self {
+            b,
+            packed: packed.flatten(),
+        }
     }
 
     pub(crate) fn nrows(&self) -> usize {
@@ -140,12 +144,16 @@ mod packed {
         }
     }
 
-    /// B (n rows of d floats at row stride `ldb`) in panels of 32 rows, `[panel][k][32]`, zero-padded.
+    /// B (n rows of d floats at row stride `ldb`) in panels of 32 rows, `[panel][k][32]`, zero-padded;
+    /// `None` when the copy cannot be allocated (the caller then uses the unpacked tile).
     ///
     /// # Safety
     /// `b` must point to n rows of d readable floats at row stride `ldb`.
-    pub(super) unsafe fn pack_b(b: *const f32, n: usize, d: usize, ldb: usize) -> Vec<f32> {
-        let mut out = vec![0f32; n.div_ceil(NR) * d * NR];
+    pub(super) unsafe fn pack_b(b: *const f32, n: usize, d: usize, ldb: usize) -> Option<Vec<f32>> {
+        let len = n.div_ceil(NR).checked_mul(d)?.checked_mul(NR)?;
+        let mut out = Vec::new();
+        out.try_reserve_exact(len).ok()?;
+        out.resize(len, 0f32);
         let b = b as usize; // a plain address, so the closure is Send
         out.par_chunks_mut(d * NR)
             .enumerate()
@@ -157,7 +165,7 @@ mod packed {
                     }
                 }
             });
-        out
+        Some(out)
     }
 
     thread_local! {
