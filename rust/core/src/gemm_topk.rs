@@ -160,8 +160,9 @@ where
     )
 }
 
-/// Width of the prefilter's column chunks in [`scan_tile`].
-const SCAN: usize = 32;
+/// Width of the column chunks the epilogues' vector prefilters test at once (top-k here, the
+/// threshold encode's in `sae/threshold.rs`).
+pub(crate) const SCAN: usize = 32;
 
 /// Whether any `dot + bias` of the chunk reaches `floor`: a branch-free reduction that compiles
 /// to a few vector compares, so chunks that cannot enter a row's top-k cost almost nothing.
@@ -174,7 +175,7 @@ fn any_at_least<T: Real>(dots: &[T], bias: &[T], floor: T) -> bool {
     hit
 }
 
-/// The top-k epilogue of [`gemm_topk`] on one tile (`at` = first row, first column, columns).
+/// The top-k epilogue of [`gemm_topk`] on one tile: rows `r0..`, columns `c0..c0 + cols`.
 /// Once a row holds k candidates, a chunk of [`SCAN`] columns is offered to its top-k only if one
 /// of its scores reaches the current k-th best (`>=`, so ties still meet the index tie-break):
 /// the kept set is exactly the one the plain loop would keep. Scores are `dot + bias` in the

@@ -12,12 +12,9 @@ use rayon::prelude::*;
 
 use crate::check::{check_finite, check_finite_slice, check_len};
 use crate::error::{shape, Result};
-use crate::gemm_topk::for_each_tile;
+use crate::gemm_topk::{for_each_tile, SCAN};
 use crate::real::Real;
 use crate::simd::{simd_dispatch, simd_path};
-
-/// Width of the column chunks whose active latents are looked for one by one.
-const SCAN: usize = 32;
 
 /// The threshold epilogue on one tile of pre-activations (columns `c0..c0 + cols`): appends each
 /// row's active `(latent, value)` pairs to its list, columns ascending. Active latents are rare,
