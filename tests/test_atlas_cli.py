@@ -61,9 +61,9 @@ def test_formats_and_python_api(data, tmp_path, monkeypatch):
         assert main(["atlas", *args, "--out", str(out), *FAST]) == 0
         assert out.stat().st_size > 0
         out.unlink()
-    from latentatlas.minima import atlas
+    from latentatlas.minima import minima_report
 
-    path, res = atlas(X, y, out=tmp_path / "api.html", progress=False)
+    path, res = minima_report(X, y, out=tmp_path / "api.html", progress=False)
     assert path.exists() and len(res.rows) == 9 and res.alpha == 0.5
 
 

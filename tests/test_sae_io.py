@@ -9,7 +9,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from latentatlas.sae import TopKSAE, load
-from latentatlas.sae import io as sae_io
+from latentatlas.sae import formats as sae_formats
 
 
 def _weights(n=20, d=6, seed=0):
@@ -144,7 +144,7 @@ def test_failed_save_keeps_previous_model(tmp_path, monkeypatch):
     def boom(path, data):
         raise OSError("disk full")
 
-    monkeypatch.setattr(sae_io, "atomic_write_bytes", boom)
+    monkeypatch.setattr(sae_formats, "atomic_write_bytes", boom)
     with pytest.raises(OSError, match="disk full"):
         TopKSAE.from_arrays(*W2, 3).save(tmp_path / "m")
     monkeypatch.undo()

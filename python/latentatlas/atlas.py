@@ -5,7 +5,7 @@ encodes its rows with a sparse autoencoder and reads a persona store, and writes
 whose pages link to each other by anchors:
 
 * **summary** — one screen: sizes, energy quantiles, minima per method, SAE health, the store;
-* **energy & minima** — the local-minima report (:func:`latentatlas.minima.report.atlas_sections`);
+* **energy & minima** — the local-minima report (:func:`latentatlas.minima.report.minima_sections`);
 * **rows** (``#row-i``) — the rows most methods call minima: energy, which methods, top latents;
 * **latents** (``#latent-j``) — each latent's frequency, top rows (and keywords, given texts), its
   feature cluster;
@@ -36,12 +36,11 @@ import numpy as np
 import plotly.graph_objects as go
 import scipy.sparse as sp
 
-from ._io import load_matrix
+from ._io import load_labels, load_matrix
 from ._plotting import TEMPLATE, scatter_cls
 from ._validate import as_matrix, check_int, seed_arg
 from .minima.blend import METHODS, MinimaComparison
-from .minima.cli import load_labels
-from .minima.report import atlas_sections
+from .minima.report import minima_sections
 from .report import Page, Section, write_pages
 
 __all__ = ["Atlas", "build_atlas", "check_out", "open_store", "register", "top_latents"]
@@ -115,7 +114,7 @@ def _load_sae(sae: Any, d: int) -> Any:
     if sae is None:
         return None
     if isinstance(sae, (str, os.PathLike)):
-        from .sae.io import load
+        from .sae import load
 
         if not Path(sae).exists():
             raise FileNotFoundError(f"sae: no SAE at {sae}")
@@ -603,7 +602,7 @@ def build_atlas(
             "Summary",
             [("At a glance", _summary(X, name, res, health, model_, fc, store_info, layer_minima, pages[1:]), [])],
         ),
-        Page("minima", "Energy & minima", atlas_sections(res, name=name, max_points=max_points)),
+        Page("minima", "Energy & minima", minima_sections(res, name=name, max_points=max_points)),
         Page(
             "rows",
             "Rows",

@@ -16,7 +16,6 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -113,14 +112,3 @@ def write_pages(path: str | os.PathLike[str], title: str, pages: Sequence[Page])
 def write_figure_html(fig: go.Figure, path: str | os.PathLike[str]) -> Path:
     """One figure as its own self-contained HTML file (plotly.js inlined, no auto-play), written atomically."""
     return atomic_write_text(path, pio.to_html(fig, full_html=True, include_plotlyjs=True, auto_play=False))
-
-
-def __getattr__(name: str) -> Any:
-    # Deprecated: ``latentatlas.report.atlas`` was an alias of the local-minima report, kept only
-    # because README examples still name it. Use ``latentatlas.minima.atlas``. Resolved lazily so
-    # this module never imports an area.
-    if name == "atlas":
-        from .minima.report import atlas
-
-        return atlas
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,7 +2,7 @@
 spectral augmentation with the feature-graph Rayleigh energy, and the comparison of the seed
 notebook's seven methods plus ToMATo vanilla and blended (``compare``). The kNN graph (exact or
 approximate) is in :mod:`latentatlas.minima.graph`. ``minima_across_layers(stack)`` tracks the blended minima
-of the same items through a stack of per-layer matrices (:mod:`latentatlas.minima.layers`). ``atlas(X, labels, out=...)`` runs the comparison and writes its
+of the same items through a stack of per-layer matrices (:mod:`latentatlas.minima.layers`). ``minima_report(X, labels, out=...)`` runs the comparison and writes its
 self-contained HTML report (:mod:`latentatlas.minima.report`); the figures are in
 :mod:`latentatlas.minima.plots`.
 """
@@ -15,7 +15,7 @@ from .diffusion import diffusion_coords, diffusion_map, diffusion_score
 from .graph import KNNGraph, knn_graph
 from .kde import BinnedKDE, kde_density, kde_score, silverman_covariance
 from .layers import LAYER_METHODS, LayerMinima, minima_across_layers
-from .report import atlas
+from .report import minima_report
 from .tomato import TomatoResult, knn_log_density, tomato, tomato_score
 
 __all__ = [
@@ -27,7 +27,6 @@ __all__ = [
     "MinimaComparison",
     "TomatoResult",
     "alpha_sweep",
-    "atlas",
     "basin_hopping_minima",
     "basin_hopping_score",
     "blend",
@@ -40,6 +39,7 @@ __all__ = [
     "knn_graph",
     "knn_log_density",
     "minima_across_layers",
+    "minima_report",
     "silverman_covariance",
     "tomato",
     "tomato_score",

@@ -1,8 +1,8 @@
-"""The atlas report: one self-contained HTML page of the local-minima comparison.
+"""The local-minima report: one self-contained HTML page of the local-minima comparison.
 
-``atlas(X, labels)`` runs :func:`latentatlas.minima.compare` and writes the data summary, the
+``minima_report(X, labels)`` runs :func:`latentatlas.minima.compare` and writes the data summary, the
 energies, the comparison table, the alpha sweep and the charts. ``demo_chapter`` is the main job's
-local-minima chapter: atlas reports for the seed corpus (notebook-compatible and default modes)
+local-minima chapter: minima reports for the seed corpus (notebook-compatible and default modes)
 and for scikit-learn's digits.
 """
 
@@ -31,7 +31,7 @@ from .plots import (
     score_scatter,
 )
 
-__all__ = ["atlas", "atlas_sections", "demo_chapter", "write_atlas"]
+__all__ = ["demo_chapter", "minima_report", "minima_sections", "write_minima_report"]
 
 
 def _subsample(n: int, max_points: int) -> np.ndarray:
@@ -58,8 +58,8 @@ def _table_html(res: MinimaComparison) -> str:
     return "<table>" + head + "".join(body) + "</table>"
 
 
-def atlas_sections(res: MinimaComparison, *, name: str = "data", max_points: int = 20000) -> list[Section]:
-    """The report's sections for one comparison result (see :func:`atlas`)."""
+def minima_sections(res: MinimaComparison, *, name: str = "data", max_points: int = 20000) -> list[Section]:
+    """The report's sections for one comparison result (see :func:`minima_report`)."""
     n = res.energy.shape[0]
     idx = _subsample(n, max_points)
     view = res.view[idx]
@@ -144,24 +144,24 @@ def atlas_sections(res: MinimaComparison, *, name: str = "data", max_points: int
     return sections
 
 
-def write_atlas(
+def write_minima_report(
     res: MinimaComparison,
     out: str | os.PathLike[str],
     *,
-    title: str = "latentatlas — local minima atlas",
+    title: str = "latentatlas — local minima report",
     name: str = "data",
     max_points: int = 20000,
 ) -> Path:
     """Write the report of a :class:`MinimaComparison` to ``out`` (atomically); return its path."""
-    return write_report(out, title, atlas_sections(res, name=name, max_points=max_points))
+    return write_report(out, title, minima_sections(res, name=name, max_points=max_points))
 
 
-def atlas(
+def minima_report(
     X: Any,
     labels: Any = None,
     *,
-    out: str | os.PathLike[str] = "atlas.html",
-    title: str = "latentatlas — local minima atlas",
+    out: str | os.PathLike[str] = "minima.html",
+    title: str = "latentatlas — local minima report",
     name: str = "data",
     max_points: int = 20000,
     **compare_kwargs: Any,
@@ -184,11 +184,11 @@ def atlas(
     """
     max_points = check_int(max_points, "max_points")
     res = compare(X, labels, **compare_kwargs)
-    return write_atlas(res, out, title=title, name=name, max_points=max_points), res
+    return write_minima_report(res, out, title=title, name=name, max_points=max_points), res
 
 
 def demo_chapter(out: Path, *, verbose: bool = True) -> list[Section]:
-    """The main job's local-minima chapter: atlas reports for the seed corpus and digits in ``out``."""
+    """The main job's local-minima chapter: minima reports for the seed corpus and digits in ``out``."""
     out = Path(out)
     parts: list[str] = []
     figs: list[Any] = []
@@ -201,16 +201,16 @@ def demo_chapter(out: Path, *, verbose: bool = True) -> list[Section]:
         runs.append(
             (
                 f"seed corpus (1200×32), {'notebook-compatible' if compat else 'default'} mode",
-                f"atlas_seed{'_notebook' if compat else ''}.html",
+                f"minima_seed{'_notebook' if compat else ''}.html",
                 compare(X, y, rng=rng, notebook_compat=compat, progress=verbose),
             )
         )
     Xd, yd = digits()
     runs.append(
-        ("scikit-learn digits (1797×64), default mode", "atlas_digits.html", compare(Xd, yd, rng=42, progress=verbose))
+        ("scikit-learn digits (1797×64), default mode", "minima_digits.html", compare(Xd, yd, rng=42, progress=verbose))
     )
     for label, fname, res in runs:
-        path = write_atlas(res, out / fname, name=label, title=f"Local minima atlas — {label}")
+        path = write_minima_report(res, out / fname, name=label, title=f"Local minima report — {label}")
         text = res.table()
         if verbose:
             print(f"{label}\n{text}\nwrote {path}")

@@ -58,16 +58,15 @@ def _subset(items: list[Any], n: int | None, seed: int) -> list[Any]:
 
 def _extract(args: argparse.Namespace) -> int:
     from ..datasets import persona_prompts
+    from ..lm.backends import MASK_STRATEGIES, GGUFBackend
     from . import extract
 
-    if args.mask_strategy not in extract.MASK_STRATEGIES:
-        raise ValueError(
-            f"--mask-strategy must be one of: {', '.join(extract.MASK_STRATEGIES)}; got {args.mask_strategy!r}"
-        )
+    if args.mask_strategy not in MASK_STRATEGIES:
+        raise ValueError(f"--mask-strategy must be one of: {', '.join(MASK_STRATEGIES)}; got {args.mask_strategy!r}")
     prompts = persona_prompts()
     personas = _subset(prompts.personas, args.personas, args.seed)
     questions = _subset(prompts.questions, args.questions, args.seed + 1)
-    backend = extract.GGUFBackend(args.gguf, model_name=args.model_name, threads=args.threads)
+    backend = GGUFBackend(args.gguf, model_name=args.model_name, threads=args.threads)
     res = extract.extract_persona_vectors(
         backend,
         personas,

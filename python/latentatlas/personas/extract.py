@@ -6,9 +6,8 @@ the mask strategy, then over questions, and saves one ``(num_layers, hidden_size
 persona into a :class:`~latentatlas.personas.store.PersonaVectorStore` with sample ids
 ``"<persona>:<question>"``.
 
-The backends (:class:`GGUFBackend`, :class:`TransformersBackend`, :class:`HiddenStates`,
-``MASK_STRATEGIES``) live in :mod:`latentatlas.lm.backends`; they are re-exported here so
-``from latentatlas.personas.extract import GGUFBackend`` keeps working.
+The backends (:class:`~latentatlas.lm.backends.GGUFBackend`,
+:class:`~latentatlas.lm.backends.TransformersBackend`) live in :mod:`latentatlas.lm.backends`.
 """
 
 from __future__ import annotations
@@ -27,26 +26,13 @@ import numpy as np
 from .. import datasets
 from .._io import atomic_write_text
 from .._validate import check_int
-from ..lm.backends import (
-    MASK_STRATEGIES,
-    ChatBackend,
-    GGUFBackend,
-    HiddenStates,
-    TransformersBackend,
-    check_mask_strategy,
-    check_max_new_tokens,
-)
+from ..lm.backends import ChatBackend, GGUFBackend, check_mask_strategy, check_max_new_tokens
 from ..lm.gguf import default_gguf_path
 from .store import PersonaVectorStore
 
 __all__ = [
     "DEFAULT_GGUF_MODEL_NAME",
-    "MASK_STRATEGIES",
-    "ChatBackend",
     "ExtractionResult",
-    "GGUFBackend",
-    "HiddenStates",
-    "TransformersBackend",
     "attribute_recovery",
     "demo_store",
     "extract_persona_vectors",

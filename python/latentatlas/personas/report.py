@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import datasets
 from .._io import safe_name
+from ..lm.backends import GGUFBackend
 from ..report import Section, write_figure_html
 from .analysis import (
     as_layered_samples,
@@ -29,7 +30,7 @@ from .attributes import (
     synthetic_persona_dataset,
     synthetic_persona_vectors,
 )
-from .extract import GGUFBackend, demo_store
+from .extract import demo_store
 from .plots import (
     LayeredProjectionData,
     build_layered_figure,
@@ -41,13 +42,11 @@ from .plots import (
 from .steering import attribute_groups, mean_difference_directions, write_control_vector
 from .store import PersonaVectorStore
 
-# write_figure_html lives in latentatlas.report (the one HTML writer); re-exported for old imports.
 __all__ = [
     "analyze_store",
     "demo_chapter",
     "run_saved_activation_analysis",
     "write_analysis_files",
-    "write_figure_html",
 ]
 
 

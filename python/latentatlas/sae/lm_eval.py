@@ -324,7 +324,7 @@ def _cached_activations(
     """:func:`collect_activations`, kept in the safetensors ``file`` (reused when ``key`` and the
     windows match)."""
     from .._io import atomic_write_bytes, read_safetensors
-    from .io import write_safetensors
+    from .formats import write_safetensors
 
     if file.is_file():
         try:

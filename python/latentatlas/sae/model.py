@@ -18,13 +18,16 @@ import numpy as np
 from .. import _core, chunked
 from .._optional import import_optional, is_dask_array
 from .._validate import as_matrix, check_finite, check_int, check_threads
+from . import formats
 from . import train as _train
-from .train import PARAMS
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
 
-__all__ = ["Codes", "SparseCodes", "TopKSAE", "check_codes", "csr_decode", "latent_frequencies"]
+__all__ = ["PARAMS", "Codes", "SparseCodes", "TopKSAE", "check_codes", "csr_decode", "latent_frequencies"]
+
+#: The model's parameters, in the order of :meth:`TopKSAE.from_arrays`.
+PARAMS = ("W_enc", "b_enc", "W_dec", "b_dec")
 
 #: A sparse code: ``(values (N, k), indices (N, k) int64)``, as :meth:`TopKSAE.encode` returns it.
 Codes = tuple[np.ndarray, np.ndarray]
@@ -169,6 +172,8 @@ class TopKSAE:
         log10 latent density from a SAELens ``sparsity.safetensors``, when one was read.
     """
 
+    #: The family the file formats record ("topk"; :class:`~latentatlas.sae.threshold.ThresholdSAE` has others)
+    architecture: str = "topk"
     stream_state_: dict[str, Any] | None = None
     log_sparsity: np.ndarray | None = None
     #: BatchTopK training's JumpReLU threshold (set by ``fit(batch_topk=True)``)
@@ -540,20 +545,29 @@ class TopKSAE:
         metadata: dict[str, Any] | None = None,
     ) -> str:
         """Write directory ``path``: ``format="latentatlas"`` (cfg.json + the weights file it names;
-        crash-consistent as a whole, see :func:`latentatlas.sae.io.save`) or ``"saelens"`` (SAELens v6
+        crash-consistent as a whole, see :func:`latentatlas.sae.formats.write`) or ``"saelens"`` (SAELens v6
         layout; ``metadata`` such as model_name, hook_name)."""
-        from .io import save
-
-        return str(save(self, path, format=format, metadata=metadata))
+        return str(formats.write(self, path, format=format, metadata=metadata))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TopKSAE:
         """Load a TopK SAE in any format :func:`latentatlas.sae.load` reads (ValueError for other architectures)."""
-        from .io import load
+        f = formats.read(path)
+        if f.architecture != "topk":
+            raise ValueError(f"{path}: holds a {f.architecture} SAE, not TopK; use latentatlas.sae.load")
+        return cls.from_file(f)
 
-        sae = load(path)
-        if not isinstance(sae, TopKSAE):
-            raise ValueError(f"{path}: holds a {sae.architecture} SAE, not TopK; use latentatlas.sae.load")
+    @classmethod
+    def from_file(cls, f: formats.SAEFile) -> TopKSAE:
+        """The TopK model a file holds (:func:`latentatlas.sae.formats.read`)."""
+        if f.k is None:
+            raise ValueError(f"a {f.architecture} SAE file has no k: not a TopK SAE")
+        sae = cls.from_arrays(f.W_enc, f.b_enc, f.W_dec, f.b_dec, f.k, subtract_decoder_bias=f.subtract_decoder_bias)
+        if f.metadata is not None:
+            sae.metadata = f.metadata
+        if f.history is not None:
+            sae.history_ = f.history
+        sae.log_sparsity = f.log_sparsity
         return sae
 
 

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 
 from .. import _core
 from .._validate import as_matrix, check_choice, check_finite, check_threads
+from . import formats
 from .model import TopKSAE, csr_decode
 
 __all__ = ["ARCHITECTURES", "ThresholdSAE"]
@@ -176,8 +177,16 @@ class ThresholdSAE:
             "frequencies": freq,
         }
 
+    @classmethod
+    def from_file(cls, f: formats.SAEFile) -> ThresholdSAE:
+        """The threshold model a file holds (:func:`latentatlas.sae.formats.read`)."""
+        sae = cls.from_arrays(
+            f.W_enc, f.b_enc, f.W_dec, f.b_dec, f.threshold,
+            architecture=f.architecture, subtract_decoder_bias=f.subtract_decoder_bias, metadata=f.metadata,
+        )  # fmt: skip
+        sae.log_sparsity = f.log_sparsity
+        return sae
+
     def save(self, path: str | os.PathLike[str], *, format: str = "saelens") -> str:  # noqa: A002
         """Write the SAELens layout (cfg.json + sae_weights.safetensors) into directory ``path``."""
-        from .io import save
-
-        return str(save(self, path, format=format))
+        return str(formats.write(self, path, format=format))

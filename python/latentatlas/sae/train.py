@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Batch", "fit", "fit_stream", "loss_and_grads", "nearest_documents", "partial_fit"]
 
-PARAMS = ("W_enc", "b_enc", "W_dec", "b_dec")
 #: Adam steps that ``fit(epochs=None)`` aims for, and the most epochs it chooses.
 DEFAULT_STEPS = 3000
 MAX_EPOCHS = 30
@@ -140,7 +139,7 @@ def loss_and_grads(
     grads : dict of arrays shaped like ``params``
     """
     K: Any = _core if backend == "sparse" else reference.core
-    We, be, Wd, bd = (params[p] for p in PARAMS)
+    We, be, Wd, bd = params["W_enc"], params["b_enc"], params["W_dec"], params["b_dec"]
     n = We.shape[0]
     A, D, nbr = batch.anchors, batch.docs, batch.nbr
     B, U = A.shape[0], D.shape[0]
@@ -244,8 +243,8 @@ def _update(
         W = params["W_dec"]
         g = grads["W_dec"]
         g -= np.einsum("ij,ij->i", g, W)[:, None] * W
-    for p in PARAMS:
-        m, v = moments[p]
+    for p, m_v in moments.items():
+        m, v = m_v
         K.adam_step(params[p], grads[p], m, v, lr=lr, step=step, threads=threads)
     if normalize_decoder:
         W = params["W_dec"]
@@ -373,7 +372,7 @@ def fit(
         W /= np.linalg.norm(W, axis=1, keepdims=True)
         params["W_dec"] = W.astype(sae.dtype)
         params["W_enc"] = W.astype(sae.dtype)
-    moments = {p: (np.zeros_like(params[p]), np.zeros_like(params[p])) for p in PARAMS}
+    moments = {p: (np.zeros_like(a), np.zeros_like(a)) for p, a in params.items()}
     rng = np.random.default_rng(seed)
     n_anchor = anchors.shape[0]
     since = np.zeros(sae.n_latents, dtype=np.int64)
