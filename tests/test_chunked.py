@@ -87,13 +87,13 @@ def test_tree_is_independent_of_how_leaves_are_grouped():
 
 
 def test_gram_same_bits_for_any_chunking_and_matches_numpy(X, client):
-    want = chunked.gram(X)
+    want = chunked.rows(X).gram()
     np.testing.assert_allclose(want, X.astype(np.float64).T @ X.astype(np.float64), rtol=1e-5, atol=1e-3)
     for sizes in CHUNKINGS:
-        np.testing.assert_array_equal(chunked.gram(chunks_of(X, sizes)), want)
-        np.testing.assert_array_equal(chunked.gram(iter(chunks_of(X, sizes))), want)
-        np.testing.assert_array_equal(chunked.gram(as_dask(X, sizes)), want)
-    np.testing.assert_array_equal(chunked.gram(as_dask(X, 1000, 7)), want)  # chunks along the features
+        np.testing.assert_array_equal(chunked.rows(chunks_of(X, sizes)).gram(), want)
+        np.testing.assert_array_equal(chunked.rows(iter(chunks_of(X, sizes))).gram(), want)
+        np.testing.assert_array_equal(chunked.rows(as_dask(X, sizes)).gram(), want)
+    np.testing.assert_array_equal(chunked.rows(as_dask(X, 1000, 7)).gram(), want)  # chunks along the features
 
 
 def test_memmap_streams_and_matches(X, tmp_path):
@@ -102,7 +102,7 @@ def test_memmap_streams_and_matches(X, tmp_path):
     m[:] = X
     m.flush()
     r = np.memmap(path, dtype=np.float32, mode="r", shape=X.shape)
-    np.testing.assert_array_equal(chunked.gram(r), chunked.gram(X))
+    np.testing.assert_array_equal(chunked.rows(r).gram(), chunked.rows(X).gram())
     L = spectral.feature_laplacian(X, 4)
     np.testing.assert_array_equal(spectral.rayleigh_energy(r, L), spectral.rayleigh_energy(X, L))
 
@@ -113,7 +113,7 @@ def test_truncated_memmap_is_an_error_not_a_crash(X, tmp_path):
     r = np.memmap(path, dtype=np.float32, mode="r", shape=X.shape)
     os.truncate(path, X.nbytes // 2)
     with pytest.raises(OSError, match="truncated"):
-        chunked.gram(r)
+        chunked.rows(r).gram()
     with pytest.raises(OSError, match="truncated"):
         spectral.rayleigh_energy(r[: LEAF_ROWS * 2], sp.eye(F))
 
@@ -166,10 +166,10 @@ def test_mixed_dtypes_across_chunks_are_a_type_error(X, client):
     parts = chunks_of(X, (1000,) * 5)
     parts[2] = parts[2].astype(np.float64)
     with pytest.raises(TypeError, match="starting at row 2000 has dtype float64"):
-        chunked.gram(parts)
+        chunked.rows(parts).gram()
     blocks = [da.from_delayed(dask.delayed(lambda p: p)(p), shape=p.shape, dtype=np.float32) for p in parts]
     with pytest.raises(TypeError, match="has dtype float64, but X has dtype float32"):
-        chunked.gram(da.concatenate(blocks))
+        chunked.rows(da.concatenate(blocks)).gram()
 
 
 def _die_once(block, marker):
@@ -185,7 +185,7 @@ def test_a_killed_worker_is_retried_and_the_result_is_exact(X, client, tmp_path,
     monkeypatch.setenv("LATENTATLAS_DASK_TIMEOUT", "120")  # a hung cluster fails the test, never hangs it
     marker = str(tmp_path / "died")
     Xd = as_dask(X, 1000).map_blocks(_die_once, marker, meta=np.empty((0, 0), X.dtype))  # meta: never run it here
-    np.testing.assert_array_equal(chunked.gram(Xd), chunked.gram(X))
+    np.testing.assert_array_equal(chunked.rows(Xd).gram(), chunked.rows(X).gram())
     assert os.path.exists(marker)
 
 

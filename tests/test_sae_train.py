@@ -7,7 +7,8 @@ import pytest
 
 from latentatlas import _core
 from latentatlas.sae import TopKSAE, loss_and_grads
-from latentatlas.sae.train import PARAMS, Batch, nearest_documents
+from latentatlas.sae.model import PARAMS
+from latentatlas.sae.train import Batch, nearest_documents
 
 
 def _setup(seed=0, d=6, n=40, k=5):

@@ -1,13 +1,16 @@
 """Row-chunked computation beyond one machine's memory: NumPy arrays, memmaps, chunk iterables, Dask arrays.
 
-Every kernel of latentatlas is one of three patterns over the rows of X (N × F):
+A public call decides what its X is once, at the door: :func:`rows` turns X into a :class:`Rows`
+(its kind — in-memory array, memmap, chunk iterable or Dask array — fixed there), and everything
+below uses that object; nothing asks again. Every kernel of latentatlas is one of three patterns over
+the rows, each a method of :class:`Rows`:
 
-* :func:`map_rows` — a row-wise function over row blocks (energies, taumode λ, SAE encode/decode);
-* :func:`tree_sum` — a sum over rows in a fixed binary tree whose leaves are the ``LEAF_ROWS``-row
+* :meth:`Rows.map` — a row-wise function over row blocks (energies, taumode λ, SAE encode/decode);
+* :meth:`Rows.tree_sum` — a sum over rows in a fixed binary tree whose leaves are the ``LEAF_ROWS``-row
   spans at fixed positions ``[0, 2048), [2048, 4096), …`` (the Gram XᵀX, column sums, SAE health).
   The order of every floating-point addition is a function of the row order only, so any chunking
   of the same rows and any number of workers give the same bits;
-* :func:`topk_rows` / :func:`merge_topk` — per-block top-k merged under the library's tie rule
+* :meth:`Rows.topk` / :func:`merge_topk` — per-block top-k merged under the library's tie rule
   (value descending, index ascending) (dense search, latent search, kNN). That order is total,
   so the merge is exact whatever the blocks.
 
@@ -45,26 +48,7 @@ from . import _core
 from ._optional import import_optional, is_dask_array
 from ._validate import as_matrix
 
-__all__ = [
-    "LEAF_ROWS",
-    "Chunks",
-    "aligned",
-    "as_rows",
-    "gram",
-    "compute",
-    "is_chunked",
-    "is_chunks",
-    "is_dask_array",
-    "iter_blocks",
-    "knn_sqdist",
-    "map_rows",
-    "merge_topk",
-    "n_rows",
-    "n_cols",
-    "row_dtype",
-    "topk_rows",
-    "tree_sum",
-]
+__all__ = ["LEAF_ROWS", "MAP_ROWS", "Chunks", "Rows", "aligned", "compute", "merge_topk", "row_error", "rows"]
 
 #: Rows per leaf of the reduction tree (the Rust Gram's own chunk: one leaf is one kernel call).
 LEAF_ROWS = int(_core.GRAM_CHUNK_ROWS)
@@ -129,27 +113,6 @@ class Chunks:
         return it
 
 
-def as_rows(X: Any, name: str = "X", *, min_cols: int = 1) -> Any:
-    """X checked for the row-chunked API: a Dask array with whole rows per chunk, :class:`Chunks`, or
-    (anything else) :func:`as_matrix`'s float matrix."""
-    if is_dask_array(X):
-        X = _dask_rows(X, name)
-    elif is_chunks(X):
-        X = X if isinstance(X, Chunks) else Chunks(X, name)
-        if X.dtype.kind not in "fiub":
-            raise TypeError(f"{name} must be a real numeric array, got dtype {X.dtype}")
-    else:
-        return as_matrix(X, name, min_cols=min_cols)
-    if X.shape[1] < min_cols:
-        raise ValueError(f"{name} must have at least {min_cols} feature column(s), got {X.shape[1]}")
-    return X
-
-
-def is_chunked(x: Any) -> bool:
-    """True when X must go through this module (a Dask array or chunks), not straight to a kernel."""
-    return is_dask_array(x) or is_chunks(x)
-
-
 def _dask_rows(X: Any, name: str) -> Any:
     """A 2-D Dask array with whole rows in every chunk (rechunked along the features if needed)."""
     if X.ndim != 2:
@@ -164,23 +127,172 @@ def _dask_rows(X: Any, name: str) -> Any:
     return X
 
 
-def n_rows(X: Any) -> int:
-    return int(X.shape[0])
+class Rows:
+    """The rows of X (N × F) with its kind decided once: "array", "memmap", "chunks" or "dask".
+
+    Made by :func:`rows` at a public call's door; the call then uses only this object, so no layer
+    below asks again what X is. ``data`` is the checked input (a float matrix, a memmap, a
+    :class:`Chunks` or a Dask array with whole rows per chunk).
+    """
+
+    __slots__ = ("data", "kind", "name")
+
+    def __init__(self, data: Any, kind: str, name: str) -> None:
+        self.data, self.kind, self.name = data, kind, name
+
+    def __repr__(self) -> str:
+        return f"Rows({self.kind}, name={self.name!r}, shape={self.shape}, dtype={self.dtype})"
+
+    # -- what the kernels need to know ---------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(N, F)``; N is -1 for chunks (known only after a pass)."""
+        return (int(self.data.shape[0]), int(self.data.shape[1]))
+
+    @property
+    def n_cols(self) -> int:
+        return int(self.data.shape[1])
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The dtype the kernels see for the rows (as :func:`as_matrix` converts them)."""
+        return _row_dtype(self.data.dtype)
+
+    @property
+    def in_memory(self) -> bool:
+        """An ordinary array: kernels take it whole."""
+        return self.kind == "array"
+
+    @property
+    def whole(self) -> bool:
+        """An array or a memmap: a Rust kernel takes it whole and streams over it itself."""
+        return self.kind in ("array", "memmap")
+
+    @property
+    def lazy(self) -> bool:
+        """A Dask array: row-wise results come back lazy."""
+        return self.kind == "dask"
+
+    @property
+    def rows_known(self) -> bool:
+        """False for chunks, whose row count is known only after a pass."""
+        return self.kind != "chunks"
+
+    @property
+    def reiterable(self) -> bool:
+        """The rows can be read more than once (all but a one-shot iterator of chunks)."""
+        return self.kind != "chunks" or self.data.reiterable
+
+    def replayable(self) -> Rows:
+        """Rows that can be read twice: a one-shot iterator of chunks is read into a list once."""
+        if self.reiterable:
+            return self
+        return Rows(Chunks(list(self.data), self.name), "chunks", self.name)
+
+    # -- the three patterns --------------------------------------------------------------------------
+    def blocks(self, rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """``(start, block)`` in row order: arrays and memmaps cut into ``rows``-row views (default
+        ``MAP_ROWS``; a memmap's file is checked against truncation before each read), chunks and Dask
+        blocks as they are (a Dask array computed one block at a time), each checked against the first
+        one's width and dtype."""
+        return _blocks(self, rows)
+
+    def map(self, fn: Callable[[np.ndarray, int], Any], outs: list[tuple[tuple[int, ...], Any]]) -> Any:
+        """Apply a row-wise ``fn(block, start) -> array | tuple of arrays`` over the rows.
+
+        ``outs`` gives each output's trailing shape and dtype, e.g. ``[((), float64)]`` for one value
+        per row or ``[((k,), float32), ((k,), int64)]``. An array goes to ``fn`` whole (the kernels
+        stream over it themselves); a memmap and chunks go block by block (outputs concatenated in
+        memory: for outputs larger than memory see ``TopKSAE.encode_to``); a Dask array gives lazy
+        Dask arrays whose row chunks are X's. Returns one array or a tuple, as ``fn`` does.
+        """
+        return _map(self, fn, outs)
+
+    def tree_sum(self, leaf_fn: Callable[[np.ndarray, int], Any]) -> Any:
+        """Σ over leaves of ``leaf_fn(rows, start)`` (an array or a tuple of arrays), in the fixed tree order.
+
+        The leaves are the rows ``[i·LEAF_ROWS, (i+1)·LEAF_ROWS)``; ``leaf_fn`` sees one leaf at a
+        time (so a memmap or a stream is read once, with one leaf's worth of anonymous memory). A Dask
+        array is rechunked so its blocks start on leaf boundaries; each block sums its leaves, partial
+        trees merge in a Dask tree, and the result is computed.
+        """
+        return _tree_sum(self, leaf_fn)
+
+    def topk(
+        self, block_fn: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]], k: int, *, descending: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k over the rows (a corpus): ``block_fn(block, start)`` gives ``(values, local indices)`` of
+        its ``min(k, rows)`` best per query; the blocks' lists merge into the global ``(M, k)``, in memory."""
+        return _topk(self, block_fn, k, descending)
+
+    def gram(self, *, threads: int | None = None) -> np.ndarray:
+        """XᵀX (F×F, float64) as a :meth:`tree_sum` of the Rust Gram of each leaf (same bits for any chunking)."""
+        return _tree_sum(self, functools.partial(_gram_leaf, threads))
+
+    def column_sums(self) -> np.ndarray:
+        """Σ over rows (F,), float64, in the fixed tree order."""
+        return _tree_sum(self, _colsum_leaf)
+
+    def knn_sqdist(self, k: int, *, threads: int | None = None) -> tuple[Any, Any]:
+        """Exact kNN by squared L2 (self excluded): ``(d2 (N, k) float64, idx (N, k) int64)``.
+
+        In memory it is the Rust kernel; a Dask array gives lazy arrays with X's row chunks: each
+        (query block, corpus block) pair is one task giving k+1 GEMM candidates with their float64
+        distances, a query block's candidates merge under the kernel's own order and the final step
+        drops the row itself, so the graph is the in-memory one, bit for bit.
+        """
+        if self.kind == "dask":
+            return _dask_knn_sqdist(self, k, threads)
+        if self.kind == "chunks":
+            raise TypeError(f"{self.name}: the exact kNN graph needs an array, memmap or Dask array, not chunks")
+        return _core.knn_sqdist(np.ascontiguousarray(self.data, dtype=np.float32), k=k, threads=threads)
 
 
-def n_cols(X: Any) -> int:
-    return int(X.shape[1])
+def kind_of(X: Any) -> str:
+    """What X is: "dask", "chunks", "memmap" or "array" (anything else NumPy can read).
+
+    The one place the kind is asked; :func:`rows` calls it once per public call.
+    """
+    if is_dask_array(X):
+        return "dask"
+    if is_chunks(X):
+        return "chunks"
+    return "memmap" if isinstance(X, np.memmap) else "array"
 
 
-def row_dtype(X: Any) -> np.dtype:
-    """The dtype the kernels see for X's rows (as :func:`as_matrix` converts them)."""
-    dt = np.dtype(X.dtype)
+def rows(X: Any, name: str = "X", *, min_cols: int = 1, min_rows: int = 1) -> Rows:
+    """X checked once, at a public call's door, as :class:`Rows` (a :class:`Rows` passes through).
+
+    An array or memmap becomes :func:`as_matrix`'s float matrix (no copy for float32/float64), a
+    list or iterator of chunks a :class:`Chunks`, a Dask array one with whole rows per chunk.
+    ``min_rows`` applies to arrays and memmaps (the row count of chunks is known only after a pass).
+    """
+    if isinstance(X, Rows):
+        return X
+    kind = kind_of(X)
+    if kind == "dask":
+        X = _dask_rows(X, name)
+    elif kind == "chunks":
+        X = X if isinstance(X, Chunks) else Chunks(X, name)
+        if X.dtype.kind not in "fiub":
+            raise TypeError(f"{name} must be a real numeric array, got dtype {X.dtype}")
+    else:
+        X = as_matrix(X, name, min_cols=min_cols, min_rows=min_rows)
+        kind = "memmap" if isinstance(X, np.memmap) else "array"
+    if X.shape[1] < min_cols:
+        raise ValueError(f"{name} must have at least {min_cols} feature column(s), got {X.shape[1]}")
+    return Rows(X, kind, name)
+
+
+def _row_dtype(dtype: Any) -> np.dtype:
+    """The dtype the kernels see for rows of ``dtype`` (as :func:`as_matrix` converts them)."""
+    dt = np.dtype(dtype)
     if dt.kind == "f" and dt.itemsize in (4, 8):
         return dt
     return np.dtype(np.float32 if dt.kind == "f" and dt.itemsize <= 4 else np.float64)
 
 
-def _rows_error(exc: ValueError, start: int) -> ValueError:
+def row_error(exc: ValueError, start: int) -> ValueError:
     """A kernel's 'first at row r' of a block, re-said as the absolute row ``start + r``."""
     msg = _ROW.sub(lambda m: f"(first at row {start + int(m.group(1))})", str(exc))
     return ValueError(msg)
@@ -217,7 +329,7 @@ def _call(fn: Callable[[np.ndarray, int], Any], block: np.ndarray, start: int) -
         return fn(block, start)
     except ValueError as exc:
         if _ROW.search(str(exc)):
-            raise _rows_error(exc, start) from None
+            raise row_error(exc, start) from None
         raise
 
 
@@ -252,22 +364,17 @@ class _Truncation:
 
 
 # -- blocks -------------------------------------------------------------------------------------------
-def iter_blocks(X: Any, name: str = "X", *, rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """``(start, block)`` over the rows of an array, memmap, chunk iterable or Dask array, in row order.
-
-    Arrays and memmaps are cut into ``rows``-row views (default: ``MAP_ROWS``); chunks and Dask
-    blocks come as they are (a Dask array is computed one block at a time). Every block is checked
-    against the first one's width and dtype.
-    """
-    if is_dask_array(X):
-        X = _dask_rows(X, name)
+def _blocks(R: Rows, rows: int | None) -> Iterator[tuple[int, np.ndarray]]:
+    """``(start, block)`` over R's rows in row order (see :meth:`Rows.blocks`)."""
+    X, name = R.data, R.name
+    if R.kind == "dask":
         start = 0
         for blk in X.to_delayed().ravel():
-            arr = _checked(compute(blk)[0], start, name, n_cols(X), row_dtype(X))
+            arr = _checked(compute(blk)[0], start, name, R.n_cols, R.dtype)
             yield start, arr
             start += arr.shape[0]
         return
-    if is_chunks(X):
+    if R.kind == "chunks":
         start, cols, dtype = 0, None, None
         for block in X:
             arr = np.asarray(block) if not isinstance(block, np.ndarray) else block
@@ -281,46 +388,31 @@ def iter_blocks(X: Any, name: str = "X", *, rows: int | None = None) -> Iterator
         if cols is None:
             raise ValueError(f"{name}: the iterable of chunks is empty")
         return
-    arr = as_matrix(X, name, min_rows=0)
-    guard = _Truncation(arr, name)
+    guard = _Truncation(X, name)
     step = rows or MAP_ROWS
-    for s in range(0, arr.shape[0], step):
-        guard.check(s, min(s + step, arr.shape[0]))
-        yield s, arr[s : s + step]
+    for s in range(0, X.shape[0], step):
+        guard.check(s, min(s + step, X.shape[0]))
+        yield s, X[s : s + step]
 
 
 # -- pattern 1: map over row blocks -------------------------------------------------------------------
-def map_rows(
-    X: Any,
-    fn: Callable[[np.ndarray, int], Any],
-    outs: list[tuple[tuple[int, ...], Any]],
-    *,
-    name: str = "X",
-) -> Any:
-    """Apply a row-wise ``fn(block, start) -> array | tuple of arrays`` over the rows of X.
-
-    ``outs`` gives each output's trailing shape and dtype, e.g. ``[((), float64)]`` for one value
-    per row or ``[((k,), float32), ((k,), int64)]``. A NumPy array goes to ``fn`` whole (the
-    kernels stream over it themselves); a memmap and chunks go block by block (outputs concatenated
-    in memory: for outputs larger than memory see ``TopKSAE.encode_to``); a Dask array gives lazy Dask arrays whose row chunks are X's. Returns one array or a
-    tuple, as ``fn`` does.
-    """
+def _map(R: Rows, fn: Callable[[np.ndarray, int], Any], outs: list[tuple[tuple[int, ...], Any]]) -> Any:
     single = len(outs) == 1
-    if is_dask_array(X):
-        X = _dask_rows(X, name)
+    if R.kind == "dask":
         da = import_optional("dask.array", feature="Dask input")
-        tasks = _per_block(X, functools.partial(_block_call, single=single), fn, name, nout=len(outs))
+        X = R.data
+        tasks = _per_block(R, functools.partial(_block_call, single=single), fn, nout=len(outs))
         res = tuple(
             da.concatenate(
-                [da.from_delayed(t[o], shape=(rows, *shape), dtype=dt) for t, rows in zip(tasks, X.chunks[0])], axis=0
+                [da.from_delayed(t[o], shape=(n, *shape), dtype=dt) for t, n in zip(tasks, X.chunks[0])], axis=0
             )
             for o, (shape, dt) in enumerate(outs)
         )
         return res[0] if single else res
-    if isinstance(X, np.ndarray) and not isinstance(X, np.memmap):
-        return _call(fn, as_matrix(X, name, min_rows=0), 0)
+    if R.kind == "array":
+        return _call(fn, R.data, 0)
     parts: list[tuple[np.ndarray, ...]] = []
-    for start, block in iter_blocks(X, name):
+    for start, block in _blocks(R, None):
         got = _call(fn, block, start)
         parts.append((got,) if single else tuple(got))
     if not parts:
@@ -330,13 +422,11 @@ def map_rows(
     return res[0] if single else res
 
 
-def _per_block(
-    X: Any, task: Callable[..., Any], fn: Callable[..., Any], name: str, nout: int | None = None
-) -> list[Any]:
-    """One Dask task ``task(fn, block, start, name, cols, dtype)`` per row block of X (whole rows)."""
+def _per_block(R: Rows, task: Callable[..., Any], fn: Callable[..., Any], nout: int | None = None) -> list[Any]:
+    """One Dask task ``task(fn, block, start, name, cols, dtype)`` per row block of R (whole rows)."""
     dask = import_optional("dask", feature="Dask input")
     f = dask.delayed(fn, pure=True)  # one key: the function's bound weights travel once
-    cols, dtype = n_cols(X), row_dtype(X)
+    X, name, cols, dtype = R.data, R.name, R.n_cols, R.dtype
     out, start = [], 0
     for blk, rows in zip(X.to_delayed().ravel(), X.chunks[0]):
         out.append(dask.delayed(task, pure=True, nout=nout)(f, blk, start, name, cols, dtype))
@@ -431,30 +521,19 @@ def _aligned(chunks: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(b - a for a, b in zip(bounds[:-1], bounds[1:])) if n else chunks
 
 
-def tree_sum(X: Any, leaf_fn: Callable[[np.ndarray, int], Any], *, name: str = "X") -> Any:
-    """Σ over leaves of ``leaf_fn(rows, start)`` (an array or a tuple of arrays), in the fixed tree order.
-
-    The leaves are X's rows ``[i·LEAF_ROWS, (i+1)·LEAF_ROWS)``; ``leaf_fn`` sees one leaf at a
-    time (so a memmap or a stream is read once, with one leaf's worth of anonymous memory). A Dask
-    array is rechunked so its blocks start on leaf boundaries; each block sums its leaves, partial
-    trees merge in a Dask tree, and the result is computed.
-    """
-    if is_dask_array(X):
-        X = _dask_rows(X, name)
+def _tree_sum(R: Rows, leaf_fn: Callable[[np.ndarray, int], Any]) -> Any:
+    name = R.name
+    if R.kind == "dask":
+        X = R.data
         chunks = _aligned(X.chunks[0])
         if chunks != X.chunks[0]:
             X = X.rechunk({0: chunks})
-        if n_rows(X) == 0:
+        if X.shape[0] == 0:
             raise ValueError(f"{name} has no rows")
-        root = _merged(_per_block(X, _dask_block_tree, leaf_fn, name), _merge_trees)
-        return compute(root)[0].result(-(-n_rows(X) // LEAF_ROWS))
+        root = _merged(_per_block(Rows(X, "dask", name), _dask_block_tree, leaf_fn), _merge_trees)
+        return compute(root)[0].result(-(-int(X.shape[0]) // LEAF_ROWS))
     tree, carry, n = _Tree(), None, 0
-    if isinstance(X, np.ndarray) or not is_chunks(X):
-        arr = as_matrix(X, name, min_rows=0)
-        blocks: Iterable[tuple[int, np.ndarray]] = iter_blocks(arr, name, rows=LEAF_ROWS * 16)
-    else:
-        blocks = iter_blocks(X, name)
-    for start, block in blocks:
+    for start, block in _blocks(R, LEAF_ROWS * 16):
         if carry is not None:  # a stream's chunks need not end on leaf boundaries: carry the remainder
             block = np.concatenate([carry, block])
             start -= carry.shape[0]
@@ -463,7 +542,7 @@ def tree_sum(X: Any, leaf_fn: Callable[[np.ndarray, int], Any], *, name: str = "
             for s in range(0, whole, LEAF_ROWS):
                 tree.push(0, (start + s) // LEAF_ROWS, _call(leaf_fn, block[s : s + LEAF_ROWS], start + s))
         carry = block[whole:] if whole < block.shape[0] else None
-        if carry is not None and not is_chunks(X):
+        if carry is not None and R.kind != "chunks":
             carry = np.array(carry)  # a memmap view must not outlive its guard
         n = start + block.shape[0]
     if carry is not None:
@@ -475,16 +554,6 @@ def tree_sum(X: Any, leaf_fn: Callable[[np.ndarray, int], Any], *, name: str = "
 
 def _gram_leaf(threads: int | None, rows: np.ndarray, start: int) -> np.ndarray:
     return _core.gram(rows, chunk_rows=LEAF_ROWS, threads=threads)
-
-
-def gram(X: Any, *, threads: int | None = None, name: str = "X") -> np.ndarray:
-    """XᵀX (F×F, float64) as a :func:`tree_sum` of the Rust Gram of each leaf (identical bits for any chunking)."""
-    return tree_sum(X, functools.partial(_gram_leaf, threads), name=name)
-
-
-def column_sums(X: Any, *, name: str = "X") -> np.ndarray:
-    """Σ over rows of X (F,), float64, in the fixed tree order."""
-    return tree_sum(X, _colsum_leaf, name=name)
 
 
 def _colsum_leaf(rows: np.ndarray, start: int) -> np.ndarray:
@@ -515,26 +584,18 @@ def _dask_offset_topk(
     return _offset_topk(aligned(fn), _checked(block, start, name, cols, dtype), start)
 
 
-def topk_rows(
-    D: Any,
-    block_fn: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]],
-    k: int,
-    *,
-    name: str = "D",
-    descending: bool = True,
+def _topk(
+    R: Rows, block_fn: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]], k: int, descending: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k over the rows of a chunked corpus D: ``block_fn(block, start)`` gives ``(values, local indices)``
-    of its ``min(k, rows)`` best per query; the blocks' lists merge into the global ``(M, k)``, in memory."""
-    if is_dask_array(D):
-        D = _dask_rows(D, name)
+    if R.kind == "dask":
         merge = functools.partial(_merge_parts, k=k, descending=descending)
-        return compute(_merged(_per_block(D, _dask_offset_topk, block_fn, name), merge))[0]
+        return compute(_merged(_per_block(R, _dask_offset_topk, block_fn), merge))[0]
     best: tuple[np.ndarray, np.ndarray] | None = None
-    for start, block in iter_blocks(D, name):
+    for start, block in _blocks(R, None):
         got = _offset_topk(block_fn, block, start)
         best = got if best is None else merge_topk([best, got], k, descending=descending)
     if best is None:
-        raise ValueError(f"{name} has no rows")
+        raise ValueError(f"{R.name} has no rows")
     return best
 
 
@@ -582,15 +643,9 @@ def _knn_finish(q_start: int, k: int, part: tuple[Any, ...]) -> tuple[np.ndarray
     return np.take_along_axis(d2, order, axis=1), np.take_along_axis(j, order, axis=1)
 
 
-def knn_sqdist(X: Any, k: int, *, threads: int | None = None, name: str = "X") -> tuple[Any, Any]:
-    """``_core.knn_sqdist`` for a Dask X: lazy ``(d2 (N, k) float64, idx (N, k) int64)`` with X's row chunks.
-
-    Each (query block, corpus block) pair is one task giving k+1 GEMM candidates with their float64
-    distances; a query block's candidates merge under the kernel's own order and the final step
-    drops the row itself, so the graph is the in-memory one, bit for bit.
-    """
-    X = _dask_rows(X, name)
-    n = n_rows(X)
+def _dask_knn_sqdist(R: Rows, k: int, threads: int | None) -> tuple[Any, Any]:
+    X = R.data
+    n = int(X.shape[0])
     if not (1 <= k < n):
         raise ValueError(f"k must satisfy 1 <= k < n_rows = {n}, got {k}")
     da, dask = import_optional("dask.array", feature="Dask input"), import_optional("dask", feature="Dask input")

@@ -33,7 +33,6 @@ import scipy.sparse as sp
 from . import _core, chunked
 from ._estimator import Estimator
 from ._io import atomic_write_text, read_safetensors, safetensors_metadata, write_safetensors
-from ._optional import is_dask_array
 from ._validate import as_matrix, check_choice, check_finite, check_float, check_int, check_threads
 from .spectral import Weights, _csr_parts, feature_laplacian
 
@@ -59,9 +58,9 @@ def _inv_norms(X: np.ndarray, start: int = 0) -> np.ndarray:
     return out
 
 
-def _computed(v: Any) -> np.ndarray:
-    """A per-item vector in memory (a Dask result is computed: N floats)."""
-    return np.asarray(chunked.compute(v)[0] if is_dask_array(v) else v, dtype=np.float64)
+def _computed(v: Any, lazy: bool) -> np.ndarray:
+    """A per-item vector in memory (a ``lazy`` Dask result is computed: N floats)."""
+    return np.asarray(chunked.compute(v)[0] if lazy else v, dtype=np.float64)
 
 
 def _as_laplacian(laplacian: Any, n_features: int) -> sp.csr_matrix:
@@ -154,22 +153,23 @@ class SpectralIndex(Estimator):
         e.g. arrowspace's ``gl.to_csr()`` tuple, a scipy sparse or a dense matrix.
         """
         self._check_params()
-        X = chunked.as_rows(X, "X", min_cols=1 if laplacian is not None else 2)
-        if chunked.is_chunks(X):
+        X = chunked.rows(X, "X", min_cols=1 if laplacian is not None else 2)
+        if not X.rows_known:
             raise TypeError("X must be an array, np.memmap or Dask array: a search scans the items again")
         if laplacian is None:
             self.laplacian_ = feature_laplacian(X, self.k, weights=self.weights, threads=self.threads)
         else:
-            self.laplacian_ = _as_laplacian(laplacian, X.shape[1])
-        raw = _computed(chunked.map_rows(X, self._raw_lambdas, [((), np.float64)]))  # rejects NaN/inf, naming the row
+            self.laplacian_ = _as_laplacian(laplacian, X.n_cols)
+        raw = _computed(X.map(self._raw_lambdas, [((), np.float64)]), X.lazy)  # rejects NaN/inf, naming the row
         self.lambda_min_ = float(raw.min())
         self.lambda_span_ = float(raw.max() - raw.min())
-        inv = _computed(chunked.map_rows(X, _inv_norms, [((), np.float64)]))
+        inv = _computed(X.map(_inv_norms, [((), np.float64)]), X.lazy)
         self._set_state(X, self._scale(raw, clamp=False), inv)
         return self
 
-    def _set_state(self, X: np.ndarray, lambdas: np.ndarray, inv_norms: np.ndarray, order: Any = None) -> None:
-        self.items_ = X
+    def _set_state(self, X: chunked.Rows, lambdas: np.ndarray, inv_norms: np.ndarray, order: Any = None) -> None:
+        self._items = X
+        self.items_ = X.data
         self.n_items_, self.n_features_in_ = X.shape
         self._lambdas = lambdas
         self._inv_norms = inv_norms
@@ -236,7 +236,7 @@ class SpectralIndex(Estimator):
         if Q.shape[1] != self.n_features_in_:
             raise ValueError(f"Q has {Q.shape[1]} features, but the index has {self.n_features_in_}")
         check_finite(Q, "Q")  # queries are small: check here, so the message names Q
-        return np.asarray(Q, dtype=chunked.row_dtype(self.items_))
+        return np.asarray(Q, dtype=self._items.dtype)
 
     def search(
         self, Q: Any, k: int = 10, tau: float = 0.7, *, band: tuple[float, float] | None = None
@@ -285,8 +285,7 @@ class SpectralIndex(Estimator):
             )
 
         parts = [
-            chunked.topk_rows(self.items_, functools.partial(block_topk, slice(r0, min(r0 + QUERY_BLOCK, len(Q)))), k,
-                              name="items")
+            self._items.topk(functools.partial(block_topk, slice(r0, min(r0 + QUERY_BLOCK, len(Q)))), k)
             for r0 in range(0, len(Q), QUERY_BLOCK)
         ]  # fmt: skip
         if not parts:
@@ -381,5 +380,5 @@ class SpectralIndex(Estimator):
         order = np.asarray(t["order"], np.int64)
         if order.size and (order.min() < 0 or order.max() >= n):
             raise ValueError(f"{st_path}: corrupt SpectralIndex tensors: order holds ids outside [0, {n})")
-        self._set_state(t["items"], lam, inv, order)
+        self._set_state(chunked.rows(t["items"], "items"), lam, inv, order)
         return self

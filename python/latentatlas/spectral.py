@@ -68,12 +68,12 @@ def feature_graph(
     scipy.sparse.csr_matrix, shape (n_features, n_features), float64
         ``W = max(W_directed, W_directedᵀ)`` with a zero diagonal.
     """
-    X = chunked.as_rows(X, "X", min_cols=2)
-    f = X.shape[1]
+    X = chunked.rows(X, "X", min_cols=2)
+    f = X.n_cols
     k = check_k(k, f, what="n_features")
     check_choice(weights, "weights", _WEIGHTS)
     threads = check_threads(threads)
-    G = chunked.gram(X, threads=threads)
+    G = X.gram(threads=threads)
     if not np.isfinite(G).all():
         G = _gram_of_scaled_columns(X, threads)
     vals, idx = _cosine_topk(G, k)
@@ -89,16 +89,17 @@ def feature_graph(
     return W
 
 
-def _gram_of_scaled_columns(X: Any, threads: int | None) -> np.ndarray:
+def _gram_of_scaled_columns(R: chunked.Rows, threads: int | None) -> np.ndarray:
     """The Gram of X with each column scaled by the power of two that brings its largest |value| into
     [0.5, 1): exact, and cosines do not change under column scaling. For X whose squares overflow (f64
     values near 1e154, f32 near 1e19); this rare path makes one scaled copy of X."""
-    if chunked.is_chunked(X):
+    if R.kind in ("chunks", "dask"):
         raise ValueError("X: the squares of its values overflow float64; scale its columns (cosines do not change)")
+    X = R.data
     top = np.abs(X).max(axis=0).astype(np.float64)
     e = np.where(top >= 1.0, np.minimum(np.floor(np.log2(np.maximum(top, 1.0))) + 1, 1022), 0)
     Xs = (np.asarray(X, dtype=np.float64) * np.exp2(-e)).astype(X.dtype)
-    G = chunked.gram(Xs, threads=threads)
+    G = chunked.rows(Xs).gram(threads=threads)
     if not np.isfinite(G).all():  # cannot happen for finite X (|values| < 4 after scaling); kept as a guard
         raise ValueError("X: its Gram matrix overflows even after scaling each column")
     return G
@@ -202,9 +203,9 @@ def rayleigh_energy(X: Any, L: Any, *, threads: int | None = None) -> np.ndarray
     """
     if sp.issparse(X):
         return _sparse_energy(X, L)
-    X = chunked.as_rows(X, "X")
-    parts = _csr_parts(L, X.shape[1])
-    return chunked.map_rows(X, functools.partial(_energy_rows, parts, check_threads(threads)), [((), np.float64)])
+    X = chunked.rows(X, "X")
+    parts = _csr_parts(L, X.n_cols)
+    return X.map(functools.partial(_energy_rows, parts, check_threads(threads)), [((), np.float64)])
 
 
 #: Rows of a sparse X per block in :func:`_sparse_energy` (bounds the X·L temporary).
@@ -285,10 +286,10 @@ class SpectralEnergy(Estimator):
 
     def fit(self, X: Any, y: Any = None) -> SpectralEnergy:
         """Build the feature graph and Laplacian of X (n_samples, n_features). ``y`` is ignored."""
-        X = chunked.as_rows(X, "X")
+        X = chunked.rows(X, "X")
         self.graph_ = feature_graph(X, self.k, weights=self.weights, threads=self.threads)
         self.laplacian_ = graph_laplacian(self.graph_, normalized=self.normalized)
-        self.n_features_in_ = X.shape[1]
+        self.n_features_in_ = X.n_cols
         self._X_fit = X  # a reference, not a copy (memmaps and Dask arrays stay where they are)
         self._energy_fit: np.ndarray | None = None
         return self
@@ -303,10 +304,10 @@ class SpectralEnergy(Estimator):
         if X is None:
             if self._energy_fit is None:
                 self._energy_fit = rayleigh_energy(self._X_fit, self.laplacian_, threads=self.threads)
-            return self._energy_fit if is_dask_array(self._energy_fit) else self._energy_fit.copy()
-        X = chunked.as_rows(X, "X")
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but SpectralEnergy was fitted with {self.n_features_in_}")
+            return self._energy_fit if self._X_fit.lazy else self._energy_fit.copy()
+        X = chunked.rows(X, "X")
+        if X.n_cols != self.n_features_in_:
+            raise ValueError(f"X has {X.n_cols} features, but SpectralEnergy was fitted with {self.n_features_in_}")
         return rayleigh_energy(X, self.laplacian_, threads=self.threads)
 
     def normalized_energy(self, X: Any = None) -> np.ndarray:
@@ -334,12 +335,12 @@ def taumode_lambda(X: Any, L: Any, *, tau: Literal["median"] | float = "median")
     Computed in Rust (``_core.taumode_raw``) in the Rayleigh energies' streaming pass over the
     edges of L, plus a median per row.
     """
-    X = chunked.as_rows(X, "X", min_cols=2)  # a feature graph needs two features
-    parts = _csr_parts(L, X.shape[1])
+    X = chunked.rows(X, "X", min_cols=2)  # a feature graph needs two features
+    parts = _csr_parts(L, X.n_cols)
     if not (tau == "median" or (isinstance(tau, (int, float)) and not isinstance(tau, bool) and tau > 0)):
         raise ValueError(f"tau must be 'median' or a positive number, got {tau!r}")
-    raw = chunked.map_rows(X, functools.partial(_taumode_rows, parts, tau), [((), np.float64)])
-    if is_dask_array(raw):
+    raw = X.map(functools.partial(_taumode_rows, parts, tau), [((), np.float64)])
+    if X.lazy:
         lo, hi = chunked.compute(raw.min(), raw.max())
         return (raw - lo) / (hi - lo) if hi - lo > 0 else raw * 0.0
     span = raw.max() - raw.min() if raw.size else 0.0

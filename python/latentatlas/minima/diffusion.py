@@ -99,14 +99,11 @@ def knn_sqdist(X: np.ndarray, k: int, *, threads: int | None = None) -> tuple[np
 
     Candidates come from the Rust GEMM + top-k in float32; the distances of the chosen pairs are
     then recomputed in float64 (no cancellation error in the kernel weights), each row ascending.
-    A Dask X gives the same graph as lazy Dask arrays (:func:`latentatlas.chunked.knn_sqdist`).
+    A Dask X gives the same graph as lazy Dask arrays (:meth:`latentatlas.chunked.Rows.knn_sqdist`).
     """
-    from .. import _core, chunked
+    from .. import chunked
 
-    if chunked.is_dask_array(X):
-        return chunked.knn_sqdist(X, k, threads=threads)
-
-    return _core.knn_sqdist(np.ascontiguousarray(X, dtype=np.float32), k=k, threads=threads)
+    return chunked.rows(X, "X").knn_sqdist(k, threads=threads)
 
 
 def _sym_eigs(M: Any, n: int) -> tuple[np.ndarray, np.ndarray]:

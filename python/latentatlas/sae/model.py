@@ -328,11 +328,11 @@ class TopKSAE:
         """
         k = self.k if k is None else _check_k(k, self.n_latents)
         sub = self.subtract_decoder_bias if subtract_decoder_bias is None else subtract_decoder_bias
-        if chunked.is_chunked(X):  # row blocks; a Dask X gives lazy (values, indices) with X's row chunks
-            X = self._check_rows(X)
+        R = self._rows(X)
+        if not R.whole:  # row blocks; a Dask X gives lazy (values, indices) with X's row chunks
             fn = functools.partial(_encode_rows, self._weights(sub), k, check_threads(threads))
-            return chunked.map_rows(X, fn, [((k,), self.dtype), ((k,), np.int64)])
-        X = self.check_input(X)
+            return R.map(fn, [((k,), self.dtype), ((k,), np.int64)])
+        X = R.data.astype(self.dtype, copy=False)
         if X.shape[0] == 0:
             return SparseCodes(np.zeros((0, k), self.dtype), np.zeros((0, k), np.int64), self.n_latents)
         v, i = _core.sae_encode(
@@ -340,11 +340,13 @@ class TopKSAE:
         )
         return SparseCodes(v, i, self.n_latents)
 
-    def _check_rows(self, X: Any) -> Any:
-        X = chunked.as_rows(X, "X")
-        if X.shape[1] != self.d_in:
-            raise ValueError(f"X must have d_in = {self.d_in} columns, got {X.shape[1]}")
-        return X
+    def _rows(self, X: Any, name: str = "X") -> chunked.Rows:
+        """The door of every call on rows: X as :class:`~latentatlas.chunked.Rows` of ``d_in`` columns
+        (zero rows allowed)."""
+        R = chunked.rows(X, name, min_rows=0)
+        if R.n_cols != self.d_in:
+            raise ValueError(f"{name} must have d_in = {self.d_in} columns, got shape {R.shape}")
+        return R
 
     def _weights(self, subtract_decoder_bias: bool) -> tuple[Any, ...]:
         """(W_enc, b_enc, b_dec applied to the input or None, W_dec, b_dec) for the row-block functions."""
@@ -380,10 +382,11 @@ class TopKSAE:
 
     def reconstruct(self, X: Any, *, threads: int | None = None) -> np.ndarray:
         """decode(encode(X)), ``(N, d_in)`` (row-wise: lazy for a Dask X)."""
-        if chunked.is_chunked(X):
+        R = self._rows(X)
+        if not R.whole:
             fn = functools.partial(_reconstruct_rows, self._weights(self.subtract_decoder_bias), self.k, threads)
-            return chunked.map_rows(self._check_rows(X), fn, [((self.d_in,), self.dtype)])
-        return self.decode(*self.encode(X, threads=threads), threads=threads)
+            return R.map(fn, [((self.d_in,), self.dtype)])
+        return self.decode(*self.encode(R, threads=threads), threads=threads)
 
     # -- diagnostics -------------------------------------------------------------------------
     def latent_frequencies(self, X: Any, *, threads: int | None = None) -> np.ndarray:
@@ -399,18 +402,16 @@ class TopKSAE:
         1 - SSE / Σ|x - mean|²), ``l0`` (mean active latents per row), ``dead_fraction`` (latents
         never active on X) and ``frequencies`` (ndarray (n_latents,)).
         """
-        X = self._check_rows(X) if chunked.is_chunked(X) else self.check_input(X)
-        if isinstance(X, chunked.Chunks):
-            X = chunked.Chunks(list(X), "X")  # two passes below
-        # two fixed-order tree sums over the rows (chunked.tree_sum): the same numbers for an
+        X = self._rows(X).replayable()  # two passes below
+        # two fixed-order tree sums over the rows (Rows.tree_sum): the same numbers for an
         # array, a memmap, chunks or a Dask array, whatever the chunking
-        total, count = chunked.tree_sum(X, _health_mean_rows)
+        total, count = X.tree_sum(_health_mean_rows)
         n = int(count[0])
         if n == 0:
             return {"mse": 0.0, "fve": float("nan"), "l0": 0.0, "dead_fraction": 1.0,
                     "frequencies": np.zeros(self.n_latents)}  # fmt: skip
         fn = functools.partial(_health_rows, self._weights(self.subtract_decoder_bias), self.k, threads, total / n)
-        sse_cols, var_cols, active, counts = chunked.tree_sum(X, fn)
+        sse_cols, var_cols, active, counts = X.tree_sum(fn)
         sse, var = float(sse_cols.sum()), float(var_cols.sum())
         freq = counts / n
         return {
@@ -484,9 +485,10 @@ class TopKSAE:
 
         from .._io import atomic_write_text
 
-        X = self._check_rows(X) if chunked.is_chunked(X) else self.check_input(X)
-        if isinstance(X, chunked.Chunks):
+        R = self._rows(X)
+        if not R.rows_known:
             raise TypeError("encode_to needs X's row count up front: pass an array, a memmap or a Dask array")
+        X = R.data
         block_rows = check_int(block_rows, "block_rows")
         out = os.fspath(directory)
         os.makedirs(out, exist_ok=True)
@@ -519,11 +521,11 @@ class TopKSAE:
             for a in range(done, n, block_rows):
                 b = min(a + block_rows, n)
                 block = X[a:b]
-                block = chunked.compute(block)[0] if is_dask_array(block) else block
+                block = chunked.compute(block)[0] if R.lazy else block
                 try:
                     mm["values"][a:b], mm["indices"][a:b] = fn(block, a)
                 except ValueError as exc:
-                    raise chunked._rows_error(exc, a) from None
+                    raise chunked.row_error(exc, a) from None
                 for m in mm.values():
                     m.flush()
                 atomic_write_text(prog, json.dumps({**job, "rows_done": b}))

@@ -43,17 +43,15 @@ def dense_search(Q: Any, D: Any, k: int = 10, *, threads: int | None = None) -> 
     tie rule, so the result is the in-memory one.
     """
     Q = as_matrix(Q, "Q")
-    D = chunked.as_rows(D, "D")
-    if Q.shape[1] != D.shape[1]:
-        raise ValueError(f"Q and D must have the same number of columns, got {Q.shape[1]} and {D.shape[1]}")
-    if chunked.is_chunked(D):
-        k = check_int(k, "k", high=None if isinstance(D, chunked.Chunks) else D.shape[0])
-        dt = np.result_type(Q.dtype, chunked.row_dtype(D))
+    R = chunked.rows(D, "D")
+    if Q.shape[1] != R.n_cols:
+        raise ValueError(f"Q and D must have the same number of columns, got {Q.shape[1]} and {R.n_cols}")
+    k = check_int(k, "k", high=R.shape[0] if R.rows_known else None)  # at most the documents
+    dt = np.result_type(Q.dtype, R.dtype)
+    if not R.whole:
         fn = functools.partial(_dense_rows, Q.astype(dt, copy=False), k, check_threads(threads))
-        return _full_k(chunked.topk_rows(D, fn, k, name="D"), k)
-    k = check_int(k, "k", high=D.shape[0])  # at most the documents
-    dt = np.result_type(Q.dtype, D.dtype)
-    return _core.gemm_topk(Q.astype(dt, copy=False), D.astype(dt, copy=False), k, threads=check_threads(threads))
+        return _full_k(R.topk(fn, k), k)
+    return _core.gemm_topk(Q.astype(dt, copy=False), R.data.astype(dt, copy=False), k, threads=check_threads(threads))
 
 
 def _dense_rows(Q: np.ndarray, k: int, threads: int | None, D: np.ndarray, start: int) -> Any:
@@ -130,7 +128,7 @@ def _latent_search_dask(Qcodes: Codes, Dcodes: Any, k: int, n_latents: int | Non
     # float32/64 values and indices < 2**53), so the corpus is one row-chunked array
     both = da.concatenate([dv.astype(np.float64), di.rechunk(dv.chunks).astype(np.float64)], axis=1)
     fn = functools.partial(_latent_rows, qv, qi, dt, int(n_latents), k, check_threads(threads))
-    return chunked.topk_rows(both, fn, k, name="Dcodes")
+    return chunked.rows(both, "Dcodes").topk(fn, k)
 
 
 def _latent_rows(

@@ -315,7 +315,8 @@ def fit(
     -------
     sae, with ``history_`` holding per-epoch mean losses.
     """
-    if chunked.is_chunked(docs):
+    docs = sae._rows(docs, "docs")
+    if not docs.whole:
         if queries is not None:
             raise ValueError("queries cannot be given with streamed docs (chunks or a Dask array); see fit_stream")
         if batch_topk:
@@ -326,13 +327,13 @@ def fit(
             auxk_coef=auxk_coef, dead_after=dead_after, progress=progress, backend=backend, threads=threads,
             callback=callback,
         )  # fmt: skip
-    D = sae.check_input(docs, "docs")
+    D = docs.data.astype(sae.dtype, copy=False)
     if D.shape[0] < 2:
         raise ValueError(f"docs must have at least 2 rows, got shape {D.shape}")
     Q = None if queries is None else sae.check_input(queries, "queries")
     for name, arr in (("docs", D), ("queries", Q)):
         if arr is not None:
-            for _, block in chunked.iter_blocks(arr, name):  # a memmap is checked block by block
+            for _, block in chunked.rows(arr, name, min_rows=0).blocks():  # a memmap is checked block by block
                 check_finite(block, name)
     batch_size = check_int(batch_size, "batch_size")
     neighbors = check_int(neighbors, "neighbors", low=0)
@@ -524,10 +525,10 @@ def fit_stream(
     epochs = check_int(epochs, "epochs")
     batch_size = check_int(batch_size, "batch_size")
     check_choice(schedule, "schedule", ("cosine", "constant"))
-    X = sae._check_rows(X) if chunked.is_chunked(X) else sae.check_input(X)
-    if isinstance(X, chunked.Chunks) and epochs > 1 and not X.reiterable:
+    X = sae._rows(X)
+    if epochs > 1 and not X.reiterable:
         raise ValueError("X is a one-shot iterator of chunks: it allows epochs=1 (pass a list, memmap or Dask array)")
-    total = None if isinstance(X, chunked.Chunks) else epochs * int(X.shape[0])
+    total = epochs * X.shape[0] if X.rows_known else None
     bar = tqdm(total=total, disable=not progress, desc="sae fit (stream)", unit="rows", unit_scale=True, leave=False)
     try:
         for epoch in range(epochs):
@@ -550,10 +551,10 @@ def fit_stream(
     return sae
 
 
-def _batches(X: Any, batch_size: int) -> Any:
+def _batches(X: chunked.Rows, batch_size: int) -> Any:
     """Consecutive ``batch_size``-row batches of X's rows, whatever its chunks (the last may be short)."""
     carry: np.ndarray | None = None
-    for _, block in chunked.iter_blocks(X, "X"):
+    for _, block in X.blocks():
         if carry is not None:
             block = np.concatenate([carry, block])
         whole = block.shape[0] - block.shape[0] % batch_size
