@@ -6,7 +6,9 @@ Every import counts: module level and function level (lazy), ``from . import x``
 - the ground floor imports only the ground floor (and the Rust extension ``_core``);
 - the shared floor imports no area and nothing on the top floor;
 - an area imports no other area and nothing on the top floor; ``lm/`` (shared) imports no area;
-- inside the package there are no import circles.
+- inside the package there are no import circles;
+- only ``kernels`` (one typed wrapper per kernel) calls the Rust extension ``_core``; ``CORE_READERS``
+  names the two modules that read its constants, each with its reason.
 
 Imports under ``if TYPE_CHECKING:`` are not counted: they never run, so they can neither cross a floor
 at run time nor close a circle (they exist for annotations only).
@@ -27,7 +29,18 @@ import latentatlas
 
 ROOT = Path(latentatlas.__file__).parent
 
-GROUND = {"_core", "_validate", "_io", "_optional", "_progress", "_estimator", "_plotting", "chunked", "reference"}
+GROUND = {
+    "_core",
+    "kernels",
+    "_validate",
+    "_io",
+    "_optional",
+    "_progress",
+    "_estimator",
+    "_plotting",
+    "chunked",
+    "reference",
+}
 SHARED = {"__init__", "report", "spectral", "search", "search_cli", "metrics", "lm", "datasets", "info", "linalg"}
 AREAS = {"minima", "sae", "personas"}
 TOP = {"cli", "demo", "atlas", "__main__"}
@@ -37,6 +50,13 @@ ALLOWED: dict[tuple[str, str], str] = {
     # persona-vectors keeps run_saved_activation_analysis in its analysis module; a drop-in must offer it
     # there, but it writes the report, which itself uses the analysis: one lazy edge closes that circle.
     ("latentatlas.personas.analysis", "latentatlas.personas.report"): "persona-vectors' name in its own module",
+}
+
+
+#: Modules besides ``kernels`` that import ``_core``, each with its reason (none calls a kernel).
+CORE_READERS: dict[str, str] = {
+    "latentatlas._validate": "check_threads reads _core.MAX_THREADS (kernels itself uses check_threads)",
+    "latentatlas.info": "reports the build: SIMD path, rayon threads, build profile",
 }
 
 
@@ -132,6 +152,9 @@ def violations(root: Path) -> list[str]:
                 bad.append(f"area {src} imports the top floor {dst}")
             elif fs == "area" and fd == "area" and area_of(src) != area_of(dst):
                 bad.append(f"area {src} imports another area {dst}")
+    for src, targets in g.items():
+        if "latentatlas._core" in targets and src not in ("latentatlas.kernels", *CORE_READERS):
+            bad.append(f"{src} imports _core: call latentatlas.kernels instead")
     bad += [f"import circle: {' -> '.join(c)}" for c in circles(g)]
     return bad
 
@@ -214,6 +237,8 @@ PLANTS = [
     ("minima/kde.py", "def f():\n    from ..sae import TopKSAE\n", "area latentatlas.minima.kde imports another area"),
     ("sae/io.py", "def f():\n    from .. import demo\n", "area latentatlas.sae.io imports the top floor"),
     ("sae/plots.py", "def f():\n    from .report import demo_chapter\n", "import circle"),
+    ("minima/kde.py", "def f():\n    from .. import _core\n", "latentatlas.minima.kde imports _core"),
+    ("search.py", "def f():\n    import latentatlas._core\n", "latentatlas.search imports _core"),
 ]
 
 

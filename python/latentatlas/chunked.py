@@ -44,14 +44,14 @@ try:  # numpy >= 2.0
 except ImportError:  # numpy 1.x
     from numpy import byte_bounds  # type: ignore[attr-defined,no-redef]
 
-from . import _core
+from . import kernels
 from ._optional import import_optional, is_dask_array
 from ._validate import as_matrix
 
 __all__ = ["LEAF_ROWS", "MAP_ROWS", "Chunks", "Rows", "aligned", "compute", "merge_topk", "row_error", "rows"]
 
 #: Rows per leaf of the reduction tree (the Rust Gram's own chunk: one leaf is one kernel call).
-LEAF_ROWS = int(_core.GRAM_CHUNK_ROWS)
+LEAF_ROWS = int(kernels.GRAM_CHUNK_ROWS)
 #: Rows per block when a memmap is mapped row-wise (a few MB per block; bounded anonymous memory).
 MAP_ROWS = 16 * LEAF_ROWS
 
@@ -245,7 +245,7 @@ class Rows:
             return _dask_knn_sqdist(self, k, threads)
         if self.kind == "chunks":
             raise TypeError(f"{self.name}: the exact kNN graph needs an array, memmap or Dask array, not chunks")
-        return _core.knn_sqdist(np.ascontiguousarray(self.data, dtype=np.float32), k=k, threads=threads)
+        return kernels.knn_sqdist(np.ascontiguousarray(self.data, dtype=np.float32), k=k, threads=threads)
 
 
 def kind_of(X: Any) -> str:
@@ -553,7 +553,7 @@ def _tree_sum(R: Rows, leaf_fn: Callable[[np.ndarray, int], Any]) -> Any:
 
 
 def _gram_leaf(threads: int | None, rows: np.ndarray, start: int) -> np.ndarray:
-    return _core.gram(rows, chunk_rows=LEAF_ROWS, threads=threads)
+    return kernels.gram(rows, chunk_rows=LEAF_ROWS, threads=threads)
 
 
 def _colsum_leaf(rows: np.ndarray, start: int) -> np.ndarray:
@@ -618,7 +618,7 @@ def _knn_block(q: np.ndarray, c: np.ndarray, c_start: int, k: int, threads: int 
     bias = (-0.5 * _seq_sqsum(c.astype(np.float64))).astype(np.float32)
     if not np.isfinite(bias).all():
         raise ValueError(f"X: row {c_start + int(np.argmin(np.isfinite(bias)))}: the squared norm overflows float32")
-    s, j = _core.gemm_topk(q, c, min(k + 1, c.shape[0]), bias=bias, threads=threads)
+    s, j = kernels.gemm_topk(q, c, min(k + 1, c.shape[0]), bias=bias, threads=threads)
     d2 = _seq_sqsum(q.astype(np.float64)[:, None, :] - c.astype(np.float64)[j])
     return s, j + c_start, d2
 

@@ -9,7 +9,7 @@ query by the score of ``arrowspace`` 0.30 (REFERENCE.md §2)::
 The query's λ is computed on the index's Laplacian and scaled with the index's min and range,
 clamped to [0, 1], as arrowspace does. ``τ = 1`` is exact cosine search.
 
-How it runs: the Rust kernel ``_core.lambda_topk`` multiplies query blocks by item blocks with a
+How it runs: the Rust kernel ``kernels.lambda_topk`` multiplies query blocks by item blocks with a
 GEMM and adds the λ term per candidate inside the top-k loop (no N-long score vector per query, no
 normalised copy of the items: the cosine is the dot product times both inverse norms). The corpus
 goes through :mod:`latentatlas.chunked`: an array or ``np.memmap`` is scanned in row blocks and a
@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from . import _core, chunked
+from . import chunked, kernels
 from ._estimator import Estimator
 from ._io import atomic_write_text, read_safetensors, safetensors_metadata, write_safetensors
 from ._validate import as_matrix, check_choice, check_finite, check_float, check_int, check_threads
@@ -141,9 +141,9 @@ class SpectralIndex(Estimator):
         L = self.laplacian_
         parts = (np.asarray(L.indptr, np.int64), np.asarray(L.indices, np.int64), np.asarray(L.data, np.float64))
         if self.lam == "energy":
-            return _core.rayleigh_energy(X, *parts, threads=check_threads(self.threads))
+            return kernels.rayleigh_energy(X, *parts, threads=check_threads(self.threads))
         tau = None if self.tau_mode == "median" else float(self.tau_mode)
-        return _core.taumode_raw(X, *parts, tau=tau, threads=check_threads(self.threads))
+        return kernels.taumode_raw(X, *parts, tau=tau, threads=check_threads(self.threads))
 
     def fit(self, X: Any, laplacian: Any = None) -> SpectralIndex:
         """Index the rows of X (n_items, n_features), float32 or float64: an array in any layout, an
@@ -280,7 +280,7 @@ class SpectralIndex(Estimator):
             kb = min(k, block.shape[0] if inside is None else int(inside[cols].sum()))
             if kb == 0:  # no candidate in this block
                 return np.zeros((q.stop - q.start, 0)), np.zeros((q.stop - q.start, 0), np.int64)
-            return _core.lambda_topk(
+            return kernels.lambda_topk(
                 Q[q], block, qin[q], ql[q], self._inv_norms[cols], lam[cols], kb, tau=tau, band=band, threads=threads
             )
 

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from . import _core, chunked
+from . import chunked, kernels
 from ._estimator import Estimator
 from ._optional import is_dask_array
 from ._validate import check_choice, check_k, check_threads
@@ -233,7 +233,7 @@ def _sparse_energy(X: Any, L: Any) -> np.ndarray:
 
 
 def _energy_rows(L: tuple[np.ndarray, ...], threads: int | None, X: np.ndarray, start: int) -> np.ndarray:
-    return _core.rayleigh_energy(X, *L, threads=threads)
+    return kernels.rayleigh_energy(X, *L, threads=threads)
 
 
 def minmax(v: Any) -> np.ndarray:
@@ -332,7 +332,7 @@ def taumode_lambda(X: Any, L: Any, *, tau: Literal["median"] | float = "median")
     Sums run over ordered pairs (each undirected edge twice). arrowspace builds its L on item
     centroids with its own edge weighting; pass that L to compare numbers with the library.
     A Dask X gives a lazy Dask array (the extremes of the min-max are computed).
-    Computed in Rust (``_core.taumode_raw``) in the Rayleigh energies' streaming pass over the
+    Computed in Rust (``kernels.taumode_raw``) in the Rayleigh energies' streaming pass over the
     edges of L, plus a median per row.
     """
     X = chunked.rows(X, "X", min_cols=2)  # a feature graph needs two features
@@ -350,4 +350,4 @@ def taumode_lambda(X: Any, L: Any, *, tau: Literal["median"] | float = "median")
 def _taumode_rows(L: tuple[np.ndarray, ...], tau: Any, X: np.ndarray, start: int) -> np.ndarray:
     """The un-normalised λ of each row of X (row-wise: the same bits whatever the row blocks)."""
     indptr, indices, data = L
-    return _core.taumode_raw(X, indptr, indices, data, tau=None if tau == "median" else float(tau))
+    return kernels.taumode_raw(X, indptr, indices, data, tau=None if tau == "median" else float(tau))

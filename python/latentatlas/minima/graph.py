@@ -2,7 +2,7 @@
 
 Two ways to build it, one result type (:class:`KNNGraph`):
 
-- ``"exact"``: the Rust core's blocked GEMM + per-row top-k (``_core.knn_sqdist``): candidates in
+- ``"exact"``: the Rust core's blocked GEMM + per-row top-k (``kernels.knn_sqdist``): candidates in
   float32, the kept pairs' distances recomputed in float64, ties to the lower index. O(N²·F) time,
   O(N·k) memory: 1.5 s at N = 20,000 × 128, 37 s at 100,000, about an hour at 1,000,000.
 - ``"approx"``: an HNSW graph from faiss (``faiss.IndexHNSWFlat``, M = 16, efConstruction = 32,
@@ -129,10 +129,10 @@ def _approx(X: np.ndarray, k: int, threads: int | None, seed: int) -> np.ndarray
 
 def _exact_rows(Xf: np.ndarray, rows: np.ndarray, k: int, threads: int | None) -> np.ndarray:
     """Exact k nearest other rows of ``Xf[rows]`` among all rows (the core's GEMM + top-k)."""
-    from .. import _core
+    from .. import kernels
 
     bias = (-0.5 * np.einsum("ij,ij->i", Xf, Xf, dtype=np.float64)).astype(np.float32)
-    _, cand = _core.gemm_topk(Xf[rows], Xf, k + 1, bias=bias, threads=threads)
+    _, cand = kernels.gemm_topk(Xf[rows], Xf, k + 1, bias=bias, threads=threads)
     own = cand == rows[:, None]
     keep = ~own
     keep[own.sum(axis=1) == 0, k] = False
@@ -192,9 +192,9 @@ def knn_graph(
                 warnings.warn(f"{exc}; using the exact kNN search (O(N²)) for {n} points", stacklevel=2)
                 method = "exact"
     if method == "exact":
-        from .. import _core
+        from .. import kernels
 
-        d2, idx = _core.knn_sqdist(_f32(X), k=k, threads=threads)
+        d2, idx = kernels.knn_sqdist(_f32(X), k=k, threads=threads)
         return KNNGraph(d2=d2, idx=idx, method="exact", recall=1.0, n_recall=0)
     Xf = _f32(X)
     if not np.isfinite(Xf).all():

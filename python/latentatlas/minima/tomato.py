@@ -5,7 +5,7 @@ in Riemannian Manifolds", J. ACM 60(6), 2013), the fourth vanilla method of ``co
    log of the inverse distance-to-measure, gudhi's "logDTM" with exponent 2; constant factors do not
    change the clustering). A point whose k neighbours all coincide with it would get ``+inf``: mean
    squared distances are floored at 1e-12 of the median one, so duplicates tie at the top instead.
-2. **Merge forest** (``_core.tomato_forest``, Rust): points by decreasing density on the symmetrised
+2. **Merge forest** (``kernels.tomato_forest``, Rust): points by decreasing density on the symmetrised
    kNN graph; each local maximum starts a cluster, each other point joins its highest neighbour's,
    and where two clusters meet the younger peak dies (elder rule). Each merge is a point
    ``(birth, death)`` of the persistence diagram; its prominence is ``birth - death``.
@@ -126,16 +126,14 @@ def tomato(
         Keep the clusters whose prominence exceeds it. At most one of the two; neither: the widest
         gap of the diagram (module docstring).
     """
-    from .. import _core
+    from .. import kernels
 
     if n_clusters is not None and merge_threshold is not None:
         raise ValueError("give n_clusters or merge_threshold, not both")
-    f = np.ascontiguousarray(density, dtype=np.float64)
+    f = np.asarray(density)
     if f.ndim != 1:
         raise ValueError(f"density must be 1-D, got shape {f.shape}")
-    ip = np.ascontiguousarray(indptr, dtype=np.int64)
-    ix = np.ascontiguousarray(indices, dtype=np.int64)
-    leaf, peaks, merges, birth, death = _core.tomato_forest(f, ip, ix)
+    leaf, peaks, merges, birth, death = kernels.tomato_forest(f, indptr, indices)
     diagram = np.column_stack([birth, death])
     prom = birth - death
     n_leaves = peaks.size

@@ -659,9 +659,9 @@ def twonn(data: Any, discard_fraction: float = 0.1) -> float:
     Pareto law with exponent d on a d-dimensional manifold; d is the least-squares slope through
     the origin of ``-log(1 - F(mu))`` against ``log(mu)`` (F the empirical CDF) after dropping the
     largest ``discard_fraction`` of the mu (the noisy tail). Rows with a duplicate (r1 = 0) are left
-    out. Neighbours come from the exact kNN of :func:`latentatlas._core.knn_sqdist`.
+    out. Neighbours come from the exact kNN of :func:`latentatlas.kernels.knn_sqdist`.
     """
-    from .. import _core
+    from .. import kernels
 
     x = np.ascontiguousarray(_check_2d(data), dtype=np.float64)
     if not np.isfinite(x).all():
@@ -671,7 +671,7 @@ def twonn(data: Any, discard_fraction: float = 0.1) -> float:
     frac = float(discard_fraction)
     if not 0.0 <= frac < 1.0:
         raise ValueError(f"discard_fraction must be in [0, 1), got {discard_fraction!r}")
-    d2, _ = _core.knn_sqdist(x, k=2)
+    d2, _ = kernels.knn_sqdist(x, k=2)
     r1, r2 = np.sqrt(d2[:, 0]), np.sqrt(d2[:, 1])
     keep = r1 > 0
     mu = np.sort(r2[keep] / r1[keep])

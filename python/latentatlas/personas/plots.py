@@ -206,14 +206,14 @@ def _check_n_components(n_components: Any) -> int:
 
 def _knn_edges(x: np.ndarray, n_neighbors: int) -> list[tuple[int, int]]:
     """Undirected exact-kNN edges (i < j) of the centred + unit rows, via the Rust kNN."""
-    from .. import _core
+    from .. import kernels
 
     n = x.shape[0]
     if n < 2:
         return []
     k = min(max(1, int(n_neighbors)), n - 1)
-    p = np.ascontiguousarray(_analysis.prepare_cluster_samples(x), dtype=np.float32)
-    _, idx = _core.knn_sqdist(p, k=k)  # nearest by squared L2, self excluded
+    p = _analysis.prepare_cluster_samples(x).astype(np.float32)  # float32 candidates: the fast path
+    _, idx = kernels.knn_sqdist(p, k=k)  # nearest by squared L2, self excluded
     rows = np.repeat(np.arange(n), k)
     pairs = np.stack([np.minimum(rows, idx.ravel()), np.maximum(rows, idx.ravel())], axis=1)
     return [(int(a), int(b)) for a, b in np.unique(pairs, axis=0)]

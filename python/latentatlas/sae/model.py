@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import _core, chunked
+from .. import chunked, kernels
 from .._optional import import_optional, is_dask_array
 from .._validate import as_matrix, check_finite, check_int, check_threads
 from . import formats
@@ -105,7 +105,7 @@ def csr_decode(H: Any, W_dec: np.ndarray, b_dec: np.ndarray | None, *, threads: 
         i = np.zeros((blk.shape[0], width), np.int64)
         v[rows, slot] = blk.data
         i[rows, slot] = blk.indices
-        out[r0 : r0 + blk.shape[0]] = _core.sparse_decode(v, i, W_dec, bias=b_dec, threads=check_threads(threads))
+        out[r0 : r0 + blk.shape[0]] = kernels.sparse_decode(v, i, W_dec, bias=b_dec, threads=check_threads(threads))
     return out
 
 
@@ -335,7 +335,7 @@ class TopKSAE:
         X = R.data.astype(self.dtype, copy=False)
         if X.shape[0] == 0:
             return SparseCodes(np.zeros((0, k), self.dtype), np.zeros((0, k), np.int64), self.n_latents)
-        v, i = _core.sae_encode(
+        v, i = kernels.sae_encode(
             X, self.W_enc, self.b_enc, k, b_dec=self.b_dec if sub else None, threads=check_threads(threads)
         )
         return SparseCodes(v, i, self.n_latents)
@@ -378,7 +378,7 @@ class TopKSAE:
             raise ValueError("values contains NaN or infinity")
         if v.shape[0] == 0:
             return np.zeros((0, self.d_in), self.dtype)
-        return _core.sparse_decode(v, i, self.W_dec, bias=self.b_dec, threads=check_threads(threads))
+        return kernels.sparse_decode(v, i, self.W_dec, bias=self.b_dec, threads=check_threads(threads))
 
     def reconstruct(self, X: Any, *, threads: int | None = None) -> np.ndarray:
         """decode(encode(X)), ``(N, d_in)`` (row-wise: lazy for a Dask X)."""
@@ -579,7 +579,7 @@ def _encode_rows(w: tuple[Any, ...], k: int, threads: int | None, X: np.ndarray,
     X = X.astype(W_enc.dtype, copy=False)
     if X.shape[0] == 0:
         return np.zeros((0, k), W_enc.dtype), np.zeros((0, k), np.int64)
-    return _core.sae_encode(X, W_enc, b_enc, k, b_dec=b_dec_in, threads=threads)
+    return kernels.sae_encode(X, W_enc, b_enc, k, b_dec=b_dec_in, threads=threads)
 
 
 def _decode_rows(w: tuple[Any, ...], n_latents: int, threads: int | None, v: Any, i: Any) -> np.ndarray:
@@ -590,7 +590,7 @@ def _decode_rows(w: tuple[Any, ...], n_latents: int, threads: int | None, v: Any
         raise ValueError("values contains NaN or infinity")
     if v.shape[0] == 0:
         return np.zeros((0, W_dec.shape[1]), W_dec.dtype)
-    return _core.sparse_decode(v, i, W_dec, bias=b_dec, threads=threads)
+    return kernels.sparse_decode(v, i, W_dec, bias=b_dec, threads=threads)
 
 
 def _reconstruct_rows(w: tuple[Any, ...], k: int, threads: int | None, X: np.ndarray, start: int) -> np.ndarray:

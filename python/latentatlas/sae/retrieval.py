@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _core, chunked
+from .. import chunked, kernels
 from .._optional import import_optional, is_dask_array
 from .._validate import as_matrix, check_int, check_threads
 from ..metrics import mrr_at_k, precision_at_k, recall_at_k
@@ -51,11 +51,11 @@ def dense_search(Q: Any, D: Any, k: int = 10, *, threads: int | None = None) -> 
     if not R.whole:
         fn = functools.partial(_dense_rows, Q.astype(dt, copy=False), k, check_threads(threads))
         return _full_k(R.topk(fn, k), k)
-    return _core.gemm_topk(Q.astype(dt, copy=False), R.data.astype(dt, copy=False), k, threads=check_threads(threads))
+    return kernels.gemm_topk(Q.astype(dt, copy=False), R.data.astype(dt, copy=False), k, threads=check_threads(threads))
 
 
 def _dense_rows(Q: np.ndarray, k: int, threads: int | None, D: np.ndarray, start: int) -> Any:
-    return _core.gemm_topk(Q, D.astype(Q.dtype, copy=False), min(k, D.shape[0]), threads=threads)
+    return kernels.gemm_topk(Q, D.astype(Q.dtype, copy=False), min(k, D.shape[0]), threads=threads)
 
 
 def _full_k(res: tuple[np.ndarray, np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +105,7 @@ def latent_search(
         if not np.isfinite(v).all():
             raise ValueError(f"{name}: values contain NaN or infinity")
     k = check_int(k, "k", high=dv.shape[0])  # at most the documents
-    return _core.latent_search(qv, qi, dv, di, n_latents, k, threads=check_threads(threads))
+    return kernels.latent_search(qv, qi, dv, di, n_latents, k, threads=check_threads(threads))
 
 
 def _latent_search_dask(Qcodes: Codes, Dcodes: Any, k: int, n_latents: int | None, threads: int | None) -> Any:
@@ -138,7 +138,7 @@ def _latent_rows(
     dv, di = check_codes(D[:, :kd].astype(dt), D[:, kd:].astype(np.int64), n_latents, dt, "Dcodes")
     if not np.isfinite(dv).all():
         raise ValueError(f"Dcodes: values contain NaN or infinity (in the rows from {start})")
-    return _core.latent_search(qv, qi, dv, di, n_latents, min(k, dv.shape[0]), threads=threads)
+    return kernels.latent_search(qv, qi, dv, di, n_latents, min(k, dv.shape[0]), threads=threads)
 
 
 def to_run(

@@ -6,7 +6,7 @@ decoding SAEs trained elsewhere (SAELens, Gemma Scope, ...).
 ``threshold = 0`` is the standard ReLU SAE). ``x̂ = hᵀ W_dec + b_dec``. Both weight matrices are
 stored ``(n_latents, d_in)`` as in :class:`~latentatlas.sae.model.TopKSAE`.
 
-Encode runs the Rust kernel ``_core.sae_encode_threshold`` (the GEMM + top-k primitive's blocking
+Encode runs the Rust kernel ``kernels.sae_encode_threshold`` (the GEMM + top-k primitive's blocking
 with a threshold epilogue): it returns ``scipy.sparse.csr_matrix (N, n_latents)`` and never holds
 the dense pre-activations. Decode works from CSR in O(nnz · d).
 """
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .. import _core
+from .. import kernels
 from .._validate import as_matrix, check_choice, check_finite, check_threads
 from . import formats
 from .model import TopKSAE, csr_decode
@@ -141,7 +141,7 @@ class ThresholdSAE:
     def encode(self, X: Any, *, threads: int | None = None) -> sp.csr_matrix:
         """Active latents of the rows of X: ``scipy.sparse.csr_matrix (N, n_latents)``, columns sorted."""
         X = self.check_input(X)
-        indptr, indices, data = _core.sae_encode_threshold(
+        indptr, indices, data = kernels.sae_encode_threshold(
             X,
             self.W_enc,
             self.b_enc,

@@ -26,7 +26,7 @@ Loss of one batch (REFERENCE §3, cxcscmu/embedding-scope)::
 The backward pass touches only the k active latents of each row: decoder and encoder gradients
 are scatter-adds of the k active (row, latent) pairs (Rust ``sparse_scatter_rows``) and the
 gradient into the codes is a gather of k decoder rows (``sparse_gather_dot``). The loss has one
-body over a kernel namespace: ``backend="sparse"`` runs it on :mod:`latentatlas._core`,
+body over a kernel namespace: ``backend="sparse"`` runs it on :mod:`latentatlas.kernels` (the Rust kernels),
 ``backend="dense"`` on the NumPy twins :class:`latentatlas.reference.core` (dense
 ``N × n_latents`` matrices, float64) — the reference for tests and benchmarks.
 """
@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import _core, chunked, reference
+from .. import chunked, kernels, reference
 from .._optional import progress_bar
 from .._validate import check_choice, check_finite, check_float, check_int, check_threads
 
@@ -72,7 +72,7 @@ def nearest_documents(
     Q: np.ndarray, D: np.ndarray, k: int, *, exclude_self: bool = False, threads: int | None = None
 ) -> np.ndarray:
     """Exact inner-product top-k documents of every query, ``(len(Q), k)`` int64 (core primitive)."""
-    return _core.gemm_topk(Q, D, k, exclude_self=exclude_self, threads=threads)[1]
+    return kernels.gemm_topk(Q, D, k, exclude_self=exclude_self, threads=threads)[1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,7 +138,7 @@ def loss_and_grads(
         ``cutoff`` (BatchTopK: the smallest kept activation, else 0)
     grads : dict of arrays shaped like ``params``
     """
-    K: Any = _core if backend == "sparse" else reference.core
+    K: Any = kernels if backend == "sparse" else reference.core
     We, be, Wd, bd = params["W_enc"], params["b_enc"], params["W_dec"], params["b_dec"]
     n = We.shape[0]
     A, D, nbr = batch.anchors, batch.docs, batch.nbr
@@ -352,7 +352,7 @@ def fit(
         auxk = check_int(auxk, "auxk")
     if dead_after is not None:
         dead_after = check_int(dead_after, "dead_after", low=0)
-    K: Any = _core if backend == "sparse" else reference.core
+    K: Any = kernels if backend == "sparse" else reference.core
     use_kl = bool(kl_weight) and neighbors > 0
     nbr_all = (
         nearest_documents(anchors, D, neighbors, exclude_self=Q is None, threads=threads)
@@ -470,7 +470,7 @@ def partial_fit(
         raise ValueError(f"neighbors must be < the batch's rows = {X.shape[0]}, got {neighbors}")
     check_choice(backend, "backend", ("sparse", "dense"))
     threads = check_threads(threads)
-    K: Any = _core if backend == "sparse" else reference.core
+    K: Any = kernels if backend == "sparse" else reference.core
     state = sae.stream_state_
     if state is None:
         state = sae.stream_state_ = {
