@@ -29,13 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from .._optional import import_optional
+from .._optional import import_optional, progress_bar
 from .._validate import as_matrix, as_rng, check_choice, check_float, check_int, check_k
 from ..metrics import jaccard, jaccard_matrix, mean_over, pearson, purity, quantile_mask
 from ..spectral import feature_laplacian, minmax, rayleigh_energy
 from .basin import basin_hopping_score
 from .diffusion import diffusion_map, score_from_coords
-from .graph import knn_graph
+from .graph import KNNGraph, knn_graph
 from .kde import EXACT_MAX_N, BinnedKDE, kde_density
 from .tomato import TomatoResult, knn_log_density, tomato, tomato_score
 
@@ -259,137 +259,163 @@ def compare(
     -------
     MinimaComparison
     """
-    from tqdm.auto import tqdm
-
     X = as_matrix(X, "X")
     n, f = X.shape
     if n < MIN_POINTS:
         raise ValueError(f"X needs at least {MIN_POINTS} points (rows) to compare minima methods, got {n}")
     if f < 2:
         raise ValueError(f"X needs at least 2 feature columns, got shape {X.shape}")
-    a = check_alpha(alpha)
-    q = check_quantile(quantile)
-    k = check_k(k, f, what="n_features")
-    lab = None
-    if labels is not None:
-        lab = np.asarray(labels)
-        if lab.ndim != 1 or lab.shape[0] != n:
-            raise ValueError(f"labels must have shape ({n},) to match X's {n} rows, got {lab.shape}")
+    a, q, k = check_alpha(alpha), check_quantile(quantile), check_k(k, f, what="n_features")
+    lab = _check_labels(labels, n)
     gen = as_rng(rng)
-    if notebook_compat:
-        if n > COMPAT_MAX_N:
-            raise ValueError(
-                f"notebook_compat=True builds the notebook's dense N×N kernel; X has {n} rows "
-                f"(at most {COMPAT_MAX_N}); use the default mode for large data"
-            )
-        kde_method, diffusion_method = "exact", "notebook"
-    else:
-        check_choice(kde_method, "kde_method", ("auto", "exact", "binned"))
-        check_choice(diffusion_method, "diffusion_method", ("auto", "dense", "nystrom", "sparse"))
+    kde_method, diffusion_method = _check_modes(notebook_compat, n, kde_method, diffusion_method)
     check_choice(knn, "knn", ("auto", "exact", "approx"))
     n_neighbors = check_int(n_neighbors, "n_neighbors", high=n, high_inclusive=False, what="n_samples")
     if n_clusters is not None:
         n_clusters = check_int(n_clusters, "n_clusters", low=1)
     info: dict[str, Any] = {"n": n, "n_features": f, "kde_method": kde_method, "diffusion_method": diffusion_method}
 
-    steps = tqdm(total=8, desc="minima", disable=not progress)
-    timings: dict[str, float] = {}
-    info["timings"] = timings  # seconds per step, for the benchmark's growth table
-    clock: dict[str, Any] = {"t": time.perf_counter(), "name": ""}
-
-    def step(name: str) -> None:
-        now = time.perf_counter()
-        if clock["name"]:
-            timings[clock["name"]] = now - clock["t"]
-        clock["t"], clock["name"] = now, name
-        steps.set_postfix_str(name)
-
-    try:
-        step("spectral energy")
-        R = normalised_energy(X, k, threads=threads)
-        steps.update()
-        step("PCA view")
-        view = pca_view(X)
-        steps.update()
-        step("KDE")
-        binned = kde_method == "binned" or (kde_method == "auto" and n > EXACT_MAX_N)
-        info["kde_path"] = "binned" if binned else "exact"
-        if binned:
-            bk = BinnedKDE(view)
-            density = bk(view)
-            info["kde_max_rel_error"] = bk.max_error()  # vs exact scipy KDE at 256 random items
-        else:
-            density = kde_density(view, method="exact")
-        dn = minmax(density)
-        kde_s = 1.0 - dn
-        steps.update()
-        step("kNN graph")
-        graph = knn_graph(X, n_neighbors, method=knn, threads=threads)  # type: ignore[arg-type]
-        info.update(knn_method=graph.method, knn_k=graph.k, knn_recall=graph.recall, knn_recall_rows=graph.n_recall)
-        steps.update()
-        step("diffusion maps")
-        coords, comp, info["diffusion_path"] = diffusion_map(
-            X,
-            method=diffusion_method,  # type: ignore[arg-type]
-            n_neighbors=n_neighbors,
-            graph=graph,
-            threads=threads,
-        )
-        info["diffusion_components"] = int(comp.max()) + 1
-        dif_s = score_from_coords(coords, comp)
-        steps.update()
-        step("ToMATo")
-        indptr, indices = graph.symmetric_csr()
-        tom = tomato(knn_log_density(graph.d2), indptr, indices, n_clusters=n_clusters)
-        tom_s = tomato_score(tom)
-        info.update(tomato_clusters=tom.n_clusters, tomato_leaves=int(tom.peaks.size))
-        del indptr, indices, graph
-        steps.update()
-        step("basin-hopping")
-        bh_s, minima = basin_hopping_score(
-            view, rng=gen, n_seeds=n_seeds, progress=progress, kde=kde_method, **dict(basin_kwargs or {})
-        )
-        steps.update()
-        step("sweep")
-        vanilla = {"KDE": kde_s, "DiffMaps": dif_s, "BasinHop": bh_s, "ToMATo": tom_s}
-        scores: dict[str, np.ndarray] = {"Spectral": R}
-        masks: dict[str, np.ndarray] = {"Spectral": quantile_mask(R, q)}
-        for name, v in vanilla.items():
-            scores[name] = v
-            masks[name] = quantile_mask(v, q)
-            scores[f"{name} + Spectral"] = blend(v, R, a)
-            masks[f"{name} + Spectral"] = quantile_mask(scores[f"{name} + Spectral"], q)
-        if notebook_compat:
-            masks["KDE"] = quantile_mask(dn, q)  # the notebook's anti-mode mask (documented)
-        rows = []
-        for m in METHODS:
-            row: dict[str, Any] = {"method": m}
-            if lab is not None:
-                row["purity"] = purity(masks[m], lab)
-            row["jaccard"] = jaccard(masks[m], masks["Spectral"])
-            row["mean_energy"] = mean_over(masks[m], R)
-            rows.append(row)
-        sweep = alpha_sweep(vanilla, R, lab, quantile=q)
-        corr = {name: pearson(R, v) for name, v in vanilla.items()}
-        step("")
-        steps.update()
-    finally:
-        steps.close()
+    with _Steps(info, progress) as step:
+        R = step("spectral energy", normalised_energy, X, k, threads=threads)
+        view = step("PCA view", pca_view, X)
+        density, dn = step("KDE", _kde_density, view, kde_method, info)
+        graph = step("kNN graph", _knn, X, n_neighbors, knn, threads, info)
+        dif_s = step("diffusion maps", _diffusion_score, X, graph, diffusion_method, n_neighbors, threads, info)
+        tom = step("ToMATo", _tomato, graph, n_clusters, info)
+        del graph
+        bh_s, minima = step(
+            "basin-hopping", basin_hopping_score,
+            view, rng=gen, n_seeds=n_seeds, progress=progress, kde=kde_method, **dict(basin_kwargs or {}),
+        )  # fmt: skip
+        vanilla = {"KDE": 1.0 - dn, "DiffMaps": dif_s, "BasinHop": bh_s, "ToMATo": tomato_score(tom)}
+        table = step("sweep", _tabulate, vanilla, R, lab, a, q, dn if notebook_compat else None)
     return MinimaComparison(
-        rows=rows,
-        sweep=sweep,
-        correlations=corr,
-        masks=masks,
-        scores=scores,
-        energy=R,
-        view=view,
-        density=density,
-        minima=minima,
-        labels=lab,
-        alpha=a,
-        quantile=q,
-        k=k,
-        notebook_compat=bool(notebook_compat),
-        info=info,
-        tomato=tom,
+        **table, energy=R, view=view, density=density, minima=minima, labels=lab, alpha=a, quantile=q, k=k,
+        notebook_compat=bool(notebook_compat), info=info, tomato=tom,
+    )  # fmt: skip
+
+
+# -- compare's steps ------------------------------------------------------------------------------------
+class _Steps:
+    """compare's progress bar over its named steps, and the seconds of each in ``info["timings"]``."""
+
+    def __init__(self, info: dict[str, Any], progress: bool) -> None:
+        self.timings: dict[str, float] = {}
+        info["timings"] = self.timings  # seconds per step, for the benchmark's growth table
+        self.bar = progress_bar(len(STEPS), "minima", progress)
+
+    def __enter__(self) -> _Steps:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+    def __call__(self, name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        self.bar.set_postfix_str(name)
+        t = time.perf_counter()
+        out = fn(*args, **kwargs)
+        self.timings[name] = time.perf_counter() - t
+        self.bar.update()
+        return out
+
+
+#: compare's steps, in order (the progress bar's total).
+STEPS = ("spectral energy", "PCA view", "KDE", "kNN graph", "diffusion maps", "ToMATo", "basin-hopping", "sweep")
+
+
+def _check_labels(labels: Any, n: int) -> np.ndarray | None:
+    if labels is None:
+        return None
+    lab = np.asarray(labels)
+    if lab.ndim != 1 or lab.shape[0] != n:
+        raise ValueError(f"labels must have shape ({n},) to match X's {n} rows, got {lab.shape}")
+    return lab
+
+
+def _check_modes(notebook_compat: bool, n: int, kde_method: str, diffusion_method: str) -> tuple[str, str]:
+    """The KDE and diffusion paths: the notebook's in compatibility mode (dense, so bounded in n)."""
+    if notebook_compat:
+        if n > COMPAT_MAX_N:
+            raise ValueError(
+                f"notebook_compat=True builds the notebook's dense N×N kernel; X has {n} rows "
+                f"(at most {COMPAT_MAX_N}); use the default mode for large data"
+            )
+        return "exact", "notebook"
+    check_choice(kde_method, "kde_method", ("auto", "exact", "binned"))
+    check_choice(diffusion_method, "diffusion_method", ("auto", "dense", "nystrom", "sparse"))
+    return kde_method, diffusion_method
+
+
+def _kde_density(view: np.ndarray, kde_method: str, info: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(density, its min-max): the exact KDE, or the binned one past ``EXACT_MAX_N`` items."""
+    binned = kde_method == "binned" or (kde_method == "auto" and view.shape[0] > EXACT_MAX_N)
+    info["kde_path"] = "binned" if binned else "exact"
+    if binned:
+        bk = BinnedKDE(view)
+        density = bk(view)
+        info["kde_max_rel_error"] = bk.max_error()  # vs exact scipy KDE at 256 random items
+    else:
+        density = kde_density(view, method="exact")
+    return density, minmax(density)
+
+
+def _knn(X: np.ndarray, n_neighbors: int, knn: str, threads: int | None, info: dict[str, Any]) -> KNNGraph:
+    graph = knn_graph(X, n_neighbors, method=knn, threads=threads)  # type: ignore[arg-type]
+    info.update(knn_method=graph.method, knn_k=graph.k, knn_recall=graph.recall, knn_recall_rows=graph.n_recall)
+    return graph
+
+
+def _diffusion_score(
+    X: np.ndarray, graph: KNNGraph, method: str, n_neighbors: int, threads: int | None, info: dict[str, Any]
+) -> np.ndarray:
+    how: Any = method  # checked by _check_modes
+    coords, comp, info["diffusion_path"] = diffusion_map(
+        X, method=how, n_neighbors=n_neighbors, graph=graph, threads=threads
     )
+    info["diffusion_components"] = int(comp.max()) + 1
+    return score_from_coords(coords, comp)
+
+
+def _tomato(graph: KNNGraph, n_clusters: int | None, info: dict[str, Any]) -> TomatoResult:
+    indptr, indices = graph.symmetric_csr()
+    tom = tomato(knn_log_density(graph.d2), indptr, indices, n_clusters=n_clusters)
+    info.update(tomato_clusters=tom.n_clusters, tomato_leaves=int(tom.peaks.size))
+    return tom
+
+
+def _tabulate(
+    vanilla: dict[str, np.ndarray],
+    R: np.ndarray,
+    lab: np.ndarray | None,
+    a: float,
+    q: float,
+    compat_density: np.ndarray | None,
+) -> dict[str, Any]:
+    """Every method's scores and minima, the table rows, the alpha sweep and the correlations.
+
+    ``compat_density`` (notebook mode): the KDE minima are the notebook's anti-mode mask, the lowest
+    quantile of the min-maxed density (documented in the module docstring)."""
+    scores: dict[str, np.ndarray] = {"Spectral": R}
+    masks: dict[str, np.ndarray] = {"Spectral": quantile_mask(R, q)}
+    for name, v in vanilla.items():
+        scores[name] = v
+        masks[name] = quantile_mask(v, q)
+        scores[f"{name} + Spectral"] = blend(v, R, a)
+        masks[f"{name} + Spectral"] = quantile_mask(scores[f"{name} + Spectral"], q)
+    if compat_density is not None:
+        masks["KDE"] = quantile_mask(compat_density, q)
+    rows = []
+    for m in METHODS:
+        row: dict[str, Any] = {"method": m}
+        if lab is not None:
+            row["purity"] = purity(masks[m], lab)
+        row["jaccard"] = jaccard(masks[m], masks["Spectral"])
+        row["mean_energy"] = mean_over(masks[m], R)
+        rows.append(row)
+    return {
+        "rows": rows,
+        "sweep": alpha_sweep(vanilla, R, lab, quantile=q),
+        "correlations": {name: pearson(R, v) for name, v in vanilla.items()},
+        "masks": masks,
+        "scores": scores,
+    }
