@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -327,14 +327,7 @@ def fit(
             auxk_coef=auxk_coef, dead_after=dead_after, progress=progress, backend=backend, threads=threads,
             callback=callback,
         )  # fmt: skip
-    D = docs.data.astype(sae.dtype, copy=False)
-    if D.shape[0] < 2:
-        raise ValueError(f"docs must have at least 2 rows, got shape {D.shape}")
-    Q = None if queries is None else sae.check_input(queries, "queries")
-    for name, arr in (("docs", D), ("queries", Q)):
-        if arr is not None:
-            for _, block in chunked.rows(arr, name, min_rows=0).blocks():  # a memmap is checked block by block
-                check_finite(block, name)
+    D, Q = _training_data(sae, docs, queries)
     batch_size = check_int(batch_size, "batch_size")
     neighbors = check_int(neighbors, "neighbors", low=0)
     lr = check_float(lr, "lr", low=0.0, low_open=True)
@@ -348,18 +341,63 @@ def fit(
     max_nb = D.shape[0] - 1 if Q is None else D.shape[0]
     if neighbors > max_nb:
         raise ValueError(f"neighbors must be <= {max_nb} (documents available per anchor), got {neighbors}")
-    if auxk is not None:
-        auxk = check_int(auxk, "auxk")
-    if dead_after is not None:
-        dead_after = check_int(dead_after, "dead_after", low=0)
-    K: Any = kernels if backend == "sparse" else reference.core
+    auxk = None if auxk is None else check_int(auxk, "auxk")
+    n_anchor = anchors.shape[0]
+    dead_after = n_anchor if dead_after is None else check_int(dead_after, "dead_after", low=0)
     use_kl = bool(kl_weight) and neighbors > 0
-    nbr_all = (
-        nearest_documents(anchors, D, neighbors, exclude_self=Q is None, threads=threads)
-        if use_kl
-        else np.zeros((anchors.shape[0], 0), np.int64)
-    )
-    # the weights, C-contiguous, updated in place by Adam and handed back through sae.params
+    # each anchor's nearest documents, once: the KL term's targets
+    nbr = nearest_documents(anchors, D, neighbors, exclude_self=Q is None, threads=threads) if use_kl else None
+    state = _State(_initial_params(sae, D, init_decoder_bias, init_from_data, seed), sae.n_latents)
+    loss_kw = {
+        "kl": kl, "kl_weight": kl_weight if use_kl else 0.0, "temperature": temperature,
+        "subtract_decoder_bias": sae.subtract_decoder_bias, "auxk": auxk, "auxk_coef": auxk_coef,
+        "batch_topk": batch_topk, "backend": backend, "threads": threads,
+    }  # fmt: skip
+    K: Any = kernels if backend == "sparse" else reference.core
+    rng = np.random.default_rng(seed)
+    n_batches = math.ceil(n_anchor / batch_size)
+    if epochs is None:
+        epochs = min(MAX_EPOCHS, max(1, math.ceil(DEFAULT_STEPS / n_batches)))
+    epochs = check_int(epochs, "epochs")
+    bar = progress_bar(epochs * n_batches, "sae fit", progress)
+    try:
+        for epoch in range(epochs):
+            lr_e = _lr_at(epoch, epochs, lr, schedule)
+            batches = _epoch_batches(anchors, D, nbr, rng.permutation(n_anchor), batch_size)
+            sums = _epoch(state, sae.k, batches, dead_after if auxk else None, lr_e, normalize_decoder, K, loss_kw, bar)
+            # once per epoch, without forcing a redraw: tqdm's mininterval bounds the output
+            bar.set_postfix(epoch=epoch, loss=f"{sums['loss'] / n_batches:.3g}", refresh=False)
+            rec = {key: val / n_batches for key, val in sums.items()}
+            rec.update(epoch=epoch, lr=lr_e, dead_fraction=float((state.since >= dead_after).mean()))
+            sae.history_.append(rec)
+            if batch_topk:
+                sae.batch_topk_threshold_ = rec["cutoff"]
+            if callback is not None:
+                callback(epoch, rec)
+    finally:
+        bar.close()
+    sae.params = state.params
+    return sae
+
+
+def _training_data(sae: TopKSAE, docs: chunked.Rows, queries: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """(D, Q) in the model's dtype; every value finite (a memmap is checked block by block)."""
+    D = docs.data.astype(sae.dtype, copy=False)
+    if D.shape[0] < 2:
+        raise ValueError(f"docs must have at least 2 rows, got shape {D.shape}")
+    Q = None if queries is None else sae.check_input(queries, "queries")
+    for name, arr in (("docs", D), ("queries", Q)):
+        if arr is not None:
+            for _, block in chunked.rows(arr, name, min_rows=0).blocks():
+                check_finite(block, name)
+    return D, Q
+
+
+def _initial_params(
+    sae: TopKSAE, D: np.ndarray, init_decoder_bias: bool, init_from_data: bool, seed: int
+) -> dict[str, np.ndarray]:
+    """The weights fit starts from, C-contiguous (Adam updates them in place); a fresh model may take
+    b_dec = the mean document and decoder rows at random centred documents."""
     params = {p: np.ascontiguousarray(a) for p, a in sae.params.items()}
     if init_decoder_bias and not sae.history_:
         params["b_dec"] = D.mean(axis=0).astype(sae.dtype)
@@ -373,65 +411,61 @@ def fit(
         W /= np.linalg.norm(W, axis=1, keepdims=True)
         params["W_dec"] = W.astype(sae.dtype)
         params["W_enc"] = W.astype(sae.dtype)
-    moments = {p: (np.zeros_like(a), np.zeros_like(a)) for p, a in params.items()}
-    rng = np.random.default_rng(seed)
-    n_anchor = anchors.shape[0]
-    since = np.zeros(sae.n_latents, dtype=np.int64)
-    dead_after = n_anchor if dead_after is None else int(dead_after)
-    step = 0
-    n_batches = math.ceil(n_anchor / batch_size)
-    if epochs is None:
-        epochs = min(MAX_EPOCHS, max(1, math.ceil(DEFAULT_STEPS / n_batches)))
-    epochs = check_int(epochs, "epochs")
-    bar = progress_bar(epochs * n_batches, "sae fit", progress)
-    try:
-        for epoch in range(epochs):
-            lr_e = _lr_at(epoch, epochs, lr, schedule)
-            order = rng.permutation(n_anchor)
-            sums = {"loss": 0.0, "mse": 0.0, "kl": 0.0, "auxk": 0.0, "cutoff": 0.0}
-            for b0 in range(0, n_anchor, batch_size):
-                rows = order[b0 : b0 + batch_size]
-                if use_kl:
-                    u, inv = np.unique(nbr_all[rows].ravel(), return_inverse=True)
-                    batch = Batch(anchors[rows], D[u], inv.reshape(len(rows), -1).astype(np.int64))
-                else:
-                    batch = Batch(anchors[rows], D[:0], np.zeros((len(rows), 0), np.int64))
-                dead = since >= dead_after if auxk else None
-                losses, grads = loss_and_grads(
-                    params,
-                    batch,
-                    sae.k,
-                    kl=kl,
-                    kl_weight=kl_weight if use_kl else 0.0,
-                    temperature=temperature,
-                    subtract_decoder_bias=sae.subtract_decoder_bias,
-                    dead=dead,
-                    auxk=auxk,
-                    auxk_coef=auxk_coef,
-                    batch_topk=batch_topk,
-                    backend=backend,
-                    threads=threads,
-                )
-                since += len(rows) + batch.docs.shape[0]
-                since[losses["fired"]] = 0
-                step += 1
-                _update(params, grads, moments, lr_e, step, normalize_decoder, K, threads)
-                for key in sums:
-                    sums[key] += losses[key]
-                bar.update(1)
-            # once per epoch, without forcing a redraw: tqdm's mininterval bounds the output
-            bar.set_postfix(epoch=epoch, loss=f"{sums['loss'] / n_batches:.3g}", refresh=False)
-            rec = {key: val / n_batches for key, val in sums.items()}
-            rec.update(epoch=epoch, lr=lr_e, dead_fraction=float((since >= dead_after).mean()))
-            sae.history_.append(rec)
-            if batch_topk:
-                sae.batch_topk_threshold_ = rec["cutoff"]
-            if callback is not None:
-                callback(epoch, rec)
-    finally:
-        bar.close()
-    sae.params = params
-    return sae
+    return params
+
+
+@dataclass
+class _State:
+    """fit's optimisation state: the weights, Adam's moments and step, steps since each latent fired."""
+
+    params: dict[str, np.ndarray]
+    n_latents: int
+    step: int = 0
+    moments: dict[str, tuple[np.ndarray, np.ndarray]] = field(init=False)
+    since: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.moments = {p: (np.zeros_like(a), np.zeros_like(a)) for p, a in self.params.items()}
+        self.since = np.zeros(self.n_latents, dtype=np.int64)
+
+
+def _epoch_batches(
+    anchors: np.ndarray, D: np.ndarray, nbr: np.ndarray | None, order: np.ndarray, batch_size: int
+) -> Any:
+    """One epoch's batches in ``order``: anchors with the unique documents of their neighbours (KL)."""
+    for b0 in range(0, len(order), batch_size):
+        rows = order[b0 : b0 + batch_size]
+        if nbr is None:
+            yield Batch(anchors[rows], D[:0], np.zeros((len(rows), 0), np.int64))
+        else:
+            u, inv = np.unique(nbr[rows].ravel(), return_inverse=True)
+            yield Batch(anchors[rows], D[u], inv.reshape(len(rows), -1).astype(np.int64))
+
+
+def _epoch(
+    state: _State,
+    k: int,
+    batches: Any,
+    dead_after: int | None,
+    lr: float,
+    normalize_decoder: bool,
+    K: Any,
+    loss_kw: dict[str, Any],
+    bar: Any,
+) -> dict[str, float]:
+    """One pass of Adam steps over ``batches``; the summed losses."""
+    sums = {"loss": 0.0, "mse": 0.0, "kl": 0.0, "auxk": 0.0, "cutoff": 0.0}
+    for batch in batches:
+        dead = state.since >= dead_after if dead_after is not None else None
+        losses, grads = loss_and_grads(state.params, batch, k, dead=dead, **loss_kw)
+        state.since += batch.anchors.shape[0] + batch.docs.shape[0]
+        state.since[losses["fired"]] = 0
+        state.step += 1
+        _update(state.params, grads, state.moments, lr, state.step, normalize_decoder, K, loss_kw["threads"])
+        for key in sums:
+            sums[key] += losses[key]
+        bar.update(1)
+    return sums
 
 
 # ---------------------------------------------------------------------------------------------
