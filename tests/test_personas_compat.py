@@ -219,7 +219,7 @@ def test_layered_samples_positional_construction():
 
 def test_hub_store_reads_a_local_copy_without_network(tmp_path, monkeypatch):
     pytest.importorskip("pyarrow")
-    from latentatlas.personas.store import export_parquet
+    from latentatlas.personas.hub_store import export_parquet
 
     src = PersonaVectorStore("test/model", tmp_path / "src")
     src.save("templated", "persona-001", "Test Persona", vec(0), ["q0"])

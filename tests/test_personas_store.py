@@ -13,6 +13,7 @@ import pytest
 from safetensors.numpy import save as st_save
 from safetensors.numpy import save_file
 
+from latentatlas import _io
 from latentatlas.personas import (
     ParquetPersonaStore,
     PersonaVectorStore,
@@ -21,7 +22,6 @@ from latentatlas.personas import (
     load_persona_vectors,
     load_variant_vectors,
 )
-from latentatlas.personas import store as store_mod
 
 MODEL = "google/gemma-2-9b-it"
 L, H = 5, 12
@@ -167,16 +167,16 @@ def test_failed_save_leaves_no_partial_files(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
-    real_stage = store_mod._stage
+    real_stage = _io.write_staged
     calls = []
 
-    def fail_second(*a, **k):  # the tensor is staged, then staging the manifest fails
-        calls.append(a[1])
+    def fail_second(path, data):  # the tensor is staged, then staging the manifest fails
+        calls.append(Path(path).name)
         if len(calls) == 2:
             raise OSError("disk full")
-        return real_stage(*a, **k)
+        return real_stage(path, data)
 
-    monkeypatch.setattr(store_mod, "_stage", fail_second)
+    monkeypatch.setattr(_io, "write_staged", fail_second)
     with pytest.raises(OSError, match="disk full"):
         s.save("v", "b", None, np.ones((L, H), np.float32))
     assert calls == ["b.safetensors", "manifest.json"]
@@ -185,11 +185,11 @@ def test_failed_save_leaves_no_partial_files(tmp_path, monkeypatch):
     assert s.list_personas(["v"]) == ["a"]
     monkeypatch.undo()
     # a failure inside a staged write (after the temp file exists) leaves neither temp nor target
-    real_fsync = store_mod.os.fsync
-    monkeypatch.setattr(store_mod.os, "fsync", boom)
+    real_fsync = _io.os.fsync
+    monkeypatch.setattr(_io.os, "fsync", boom)
     with pytest.raises(OSError):
         s.save("v", "c", None, np.ones((L, H), np.float32))
-    monkeypatch.setattr(store_mod.os, "fsync", real_fsync)
+    monkeypatch.setattr(_io.os, "fsync", real_fsync)
     assert not (s.variant_dir("v") / "c.safetensors").exists()
     assert not [p for p in s.variant_dir("v").iterdir() if p.name.endswith(".tmp")]
     assert mpath.read_text() == before

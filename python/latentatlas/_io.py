@@ -1,5 +1,6 @@
-"""File I/O on the ground floor: atomic writes (a reader never sees a half-written file), safetensors and
-matrix readers with errors that name the file, and files shipped inside installed packages."""
+"""File I/O on the ground floor: atomic writes (a reader never sees a half-written file), a journalled
+commit of several files at once, writer locks, safetensors and matrix readers with errors that name the
+file, safe path components, and files shipped inside installed packages."""
 
 from __future__ import annotations
 
@@ -120,6 +121,63 @@ def remove_temp_files(directory: str | os.PathLike[str]) -> list[Path]:
         except FileNotFoundError:
             pass
     return gone
+
+
+def commit_files(
+    directory: str | os.PathLike[str], files: Mapping[str, bytes], *, journal: str = ".commit.json"
+) -> None:
+    """Replace several files of ``directory`` together: all old or all new, even across SIGKILL.
+
+    Stage every file (:func:`write_staged`), write the journal ``directory/journal`` naming the renames
+    (the commit point, itself staged and renamed), then :func:`roll_forward`. A process killed before
+    the journal leaves the old files; after it, the next :func:`roll_forward` finishes the renames.
+    Call it holding :func:`locked` on ``directory``.
+    """
+    import json
+
+    d = Path(directory)
+    staged: list[list[str]] = []
+    try:
+        for name, data in files.items():
+            staged.append([write_staged(d / name, data).name, name])
+        tmp = write_staged(d / journal, json.dumps(staged).encode("utf-8"))
+        os.replace(tmp, d / journal)
+        fsync_dir(d)  # the commit point is durable before any file is replaced
+    except BaseException:  # not committed: the old version stands; drop what was staged
+        for name, _ in staged:
+            (d / name).unlink(missing_ok=True)
+        raise
+    roll_forward(d, journal=journal)
+
+
+def roll_forward(directory: str | os.PathLike[str], *, journal: str = ".commit.json") -> None:
+    """Finish a :func:`commit_files` whose journal is there, and remove temporaries of interrupted ones.
+
+    Call it holding :func:`locked` on ``directory``. Every rename is idempotent: a staged file that is
+    no longer there was already renamed before the crash.
+    """
+    import contextlib
+    import json
+
+    d = Path(directory)
+    path = d / journal
+    if path.exists():
+        try:
+            staged = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:  # written atomically, so never torn; an alien file: ignore it
+            staged = []
+        for pair in staged if isinstance(staged, list) else []:
+            if isinstance(pair, list) and len(pair) == 2 and all(_plain(p) for p in pair):
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(d / pair[0], d / pair[1])
+        fsync_dir(d)  # the renames are durable before the journal goes
+        path.unlink()  # a journal that survives a power loss is replayed harmlessly
+    remove_temp_files(d)
+
+
+def _plain(name: object) -> bool:
+    """A bare file name of the folder (a journal entry names no other folder)."""
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
 
 
 def package_file(package: str, pip_name: str, *parts: str) -> Path:

@@ -3,8 +3,10 @@
 A drop-in for the persona-vectors project: ``persona_vectors.X`` -> ``latentatlas.personas.X``
 module for module (:mod:`.analysis`, :mod:`.plots`, :mod:`.artifacts`, :mod:`.attributes`,
 :mod:`.hub`), same names, arguments and defaults; ``from latentatlas.personas import ...`` gives
-all of them. Modules: :mod:`.store` (on-disk and Parquet layouts), :mod:`.analysis` (loaders,
-similarity, projections, clustering, spectral energy), :mod:`.plots` (layered Plotly figures),
+all of them. Modules: :mod:`.store` (the on-disk directory layout and the read API),
+:mod:`.hub_store` (the Hub dataset's Parquet layout, offline), :mod:`.analysis` (loaders,
+similarity, projections, clustering, spectral energy), :mod:`.projection` (per-layer projection
+coordinates, kNN edges, k-means groups), :mod:`.plots` (layered Plotly figures),
 :mod:`.attributes` (attribute colouring, synthetic personas), :mod:`.extract` (persona vectors
 from a language model through :mod:`latentatlas.lm`), :mod:`.steering` (steering directions exported as
 llama.cpp control vectors), :mod:`.report` (HTML files, demo chapter).
@@ -20,17 +22,17 @@ from typing import Any
 _EXPORTS = {
     "AnalysisDataset": "analysis",
     "BASELINE_PERSONA_ID": "store",
-    "ClusterMode": "plots",
+    "ClusterMode": "projection",
     "DEFAULT_MASK_STRATEGY": "store",
-    "HFPersonaVectorStore": "store",
+    "HFPersonaVectorStore": "hub_store",
     "LayeredAnalysis": "analysis",
-    "LayeredProjectionData": "plots",
+    "LayeredProjectionData": "projection",
     "LayeredSamples": "analysis",
-    "ParquetPersonaStore": "store",
+    "ParquetPersonaStore": "hub_store",
     "PersonaAttributeTable": "attributes",
-    "PersonaVectorSource": "store",
+    "PersonaVectorSource": "hub_store",
     "PersonaVectorStore": "store",
-    "ProjectionKind": "plots",
+    "ProjectionKind": "projection",
     "SUPPORTED_VARIANTS": "store",
     "activation_config_name": "store",
     "as_layered_samples": "analysis",
@@ -45,7 +47,7 @@ _EXPORTS = {
     "cosine_similarity_matrix": "analysis",
     "default_root": "store",
     "discover_activation_models": "store",
-    "export_parquet": "store",
+    "export_parquet": "hub_store",
     "layer_variant_similarity": "analysis",
     "layered_analysis": "analysis",
     "layered_pca": "analysis",
@@ -68,9 +70,9 @@ _EXPORTS = {
     "plot_scree": "plots",
     "plot_spectral_energy": "plots",
     "prepare_cluster_samples": "analysis",
-    "prepare_kmeans_groups": "plots",
+    "prepare_kmeans_groups": "projection",
     "prepare_layer_mean_cluster_samples": "analysis",
-    "prepare_layered_projection_data": "plots",
+    "prepare_layered_projection_data": "projection",
     "project_isomap": "analysis",
     "project_pca": "analysis",
     "project_umap": "analysis",

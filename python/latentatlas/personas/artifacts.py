@@ -1,13 +1,12 @@
-"""``persona_vectors.artifacts`` under its own name: the store API (see :mod:`.store`)."""
+"""``persona_vectors.artifacts`` under its own name: the store API (see :mod:`.store` and :mod:`.hub_store`)."""
 
 from __future__ import annotations
 
+from .hub_store import HFPersonaVectorStore, PersonaVectorSource
 from .store import (
     BASELINE_PERSONA_ID,
     DEFAULT_MASK_STRATEGY,
     SUPPORTED_VARIANTS,
-    HFPersonaVectorStore,
-    PersonaVectorSource,
     PersonaVectorStore,
     activation_config_name,
     discover_activation_models,

@@ -12,8 +12,9 @@ __all__ = ["register"]
 def _analyze(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from .hub_store import ParquetPersonaStore
     from .report import analyze_store
-    from .store import ParquetPersonaStore, PersonaVectorStore
+    from .store import PersonaVectorStore
 
     if args.parquet is not None:
         store: Any = ParquetPersonaStore(args.parquet, args.model, args.mask_strategy, array_type="numpy")

@@ -1,7 +1,7 @@
 """``persona_vectors.hub`` offline: the Hub dataset's config names and the configs of a local copy.
 
 Nothing here touches the network: :func:`export_parquet` writes the layout ``push_to_hub``
-uploads, and :class:`~.store.HFPersonaVectorStore` reads it from a local directory or cache.
+uploads, and :class:`~.hub_store.HFPersonaVectorStore` reads it from a local directory or cache.
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .store import HFPersonaVectorStore, activation_config_name, export_parquet, local_dataset_dir
+from .hub_store import HFPersonaVectorStore, export_parquet, local_dataset_dir
+from .store import activation_config_name
 
 __all__ = [
     "HFPersonaVectorStore",

@@ -1,12 +1,15 @@
 """Layered Plotly figures of persona vectors (every function returns a ``go.Figure``).
 
 The persona-vectors project's plot API: :func:`build_layered_figure` (PCA, UMAP, Isomap or
-centred similarity with a layer slider and a play button), :func:`prepare_layered_projection_data`
-(coordinates computed once and reused across recolourings), :func:`prepare_kmeans_groups`,
-:func:`build_pair_similarity_figure`, :func:`plot_persona_dendrogram`, :func:`plot_scree`,
-:func:`plot_layer_similarity`, plus :func:`plot_spectral_energy` for this library's spectral view.
+centred similarity with a layer slider and a play button), :func:`build_pair_similarity_figure`,
+:func:`plot_persona_dendrogram`, :func:`plot_scree`, :func:`plot_layer_similarity`, plus :func:`plot_spectral_energy` for this library's spectral view.
 Every ``samples`` argument accepts the loaders' :class:`~.analysis.LayeredSamples` or a plain
 array ``(n_personas, num_layers, hidden_size)``.
+
+The projection maths (coordinates computed once and reused across recolourings, kNN edges, k-means
+groups) is in :mod:`.projection`; its persona-vectors names (:func:`prepare_layered_projection_data`,
+:func:`prepare_kmeans_groups`, :class:`LayeredProjectionData`, ``ClusterMode``, ``ProjectionKind``)
+are importable from here too, as in the original.
 """
 
 from __future__ import annotations
@@ -15,9 +18,8 @@ import html
 import os
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import numpy as np
 import plotly.graph_objects as go
@@ -33,6 +35,18 @@ from .probe_plots import (
     plot_attribute_layer_selectivity_heatmap,
     plot_metric_comparison,
     plot_metric_over_layers,
+)
+from .projection import (
+    CLUSTER_MODES,
+    ClusterMode,
+    LayeredProjectionData,
+    ProjectionKind,
+    _check_kind,
+    _check_n_components,
+    _figure_projection,
+    _kmeans_groups,
+    prepare_kmeans_groups,
+    prepare_layered_projection_data,
 )
 
 __all__ = [
@@ -54,9 +68,6 @@ __all__ = [
     "save_plot_html",
 ]
 
-ClusterMode = Literal["mean_across_layers", "first_layer", "per_layer"]
-ProjectionKind = Literal["pca", "umap", "isomap"]
-CLUSTER_MODES = ("mean_across_layers", "first_layer", "per_layer")
 _MAX_GROUP_LEGEND_TRACES = 40
 _AXES = {"pca": "PC", "umap": "UMAP ", "isomap": "Isomap "}
 _TITLES = {"pca": "PCA by Layer", "umap": "Centered UMAP by Layer", "isomap": "Centered Isomap by Layer"}
@@ -121,224 +132,6 @@ def _layer_controls(layers: Sequence[int], *, pad_t: int = 45) -> dict[str, Any]
             )
         ],
     )
-
-
-def axis_range(values: np.ndarray) -> tuple[float, float]:
-    """An axis range around ``values`` with a 5% margin (±1 for a constant)."""
-    lo, hi = float(np.min(values)), float(np.max(values))
-    pad = 0.05 * (hi - lo) if hi > lo else 1.0
-    return lo - pad, hi + pad
-
-
-# --------------------------------------------------------------------------- projection data
-
-
-@dataclass(frozen=True)
-class LayeredProjectionData:
-    """Projection coordinates (and optional kNN edges) of every selected layer.
-
-    Independent of colouring: pass it to ``build_layered_figure(..., projection_data=...)`` to
-    redraw with other ``groups``/``color_values`` without recomputing the projection.
-    """
-
-    kind: ProjectionKind
-    layers: tuple[int, ...]
-    n_components: int
-    normalize: bool
-    graph_n_neighbors: int
-    layer_coords: dict[int, np.ndarray]
-    layer_ranges: dict[int, tuple[tuple[float, float], ...]]
-    graph_edges: dict[int, list[tuple[int, int]]]
-
-    @property
-    def n_samples(self) -> int:
-        return int(len(next(iter(self.layer_coords.values()))))
-
-    @classmethod
-    def from_coords(
-        cls,
-        kind: ProjectionKind,
-        layer_coords: Mapping[int, np.ndarray],
-        *,
-        normalize: bool = True,
-        graph_edges: Mapping[int, list[tuple[int, int]]] | None = None,
-        graph_n_neighbors: int = 5,
-    ) -> LayeredProjectionData:
-        """Wrap coordinates computed elsewhere (``{layer: (n, 2 or 3)}``, in layer order).
-
-        Axis ranges are derived from the coordinates; ``normalize`` records whether the
-        projected vectors were centred and L2-normalised first.
-        """
-        _check_kind(kind, similarity=False)
-        coords = {int(layer): np.asarray(c) for layer, c in layer_coords.items()}
-        if not coords:
-            raise ValueError("layer_coords must hold at least one layer")
-        shapes = {c.shape for c in coords.values()}
-        first = next(iter(shapes))
-        if len(shapes) != 1 or len(first) != 2:
-            raise ValueError(f"every layer's coordinates must have the same shape (n, 2 or 3), got {sorted(shapes)}")
-        _, n_components = first
-        n_components = _check_n_components(n_components)
-        ranges = {layer: tuple(axis_range(c[:, a]) for a in range(n_components)) for layer, c in coords.items()}
-        return cls(
-            kind,
-            tuple(coords),
-            n_components,
-            bool(normalize),
-            int(graph_n_neighbors),
-            coords,
-            ranges,
-            dict(graph_edges or {}),
-        )
-
-
-def _check_kind(kind: str, *, similarity: bool) -> None:
-    ok = ("pca", "umap", "isomap", "similarity") if similarity else ("pca", "umap", "isomap")
-    if kind not in ok:
-        raise ValueError(f"kind must be one of: {', '.join(ok)}")
-
-
-def _check_n_components(n_components: Any) -> int:
-    if n_components not in (2, 3) or isinstance(n_components, bool):
-        raise ValueError("n_components must be 2 or 3")
-    return int(n_components)
-
-
-def _knn_edges(x: np.ndarray, n_neighbors: int) -> list[tuple[int, int]]:
-    """Undirected exact-kNN edges (i < j) of the centred + unit rows, via the Rust kNN."""
-    from .. import kernels
-
-    n = x.shape[0]
-    if n < 2:
-        return []
-    k = min(max(1, int(n_neighbors)), n - 1)
-    p = _analysis.prepare_cluster_samples(x).astype(np.float32)  # float32 candidates: the fast path
-    _, idx = kernels.knn_sqdist(p, k=k)  # nearest by squared L2, self excluded
-    rows = np.repeat(np.arange(n), k)
-    pairs = np.stack([np.minimum(rows, idx.ravel()), np.maximum(rows, idx.ravel())], axis=1)
-    return [(int(a), int(b)) for a, b in np.unique(pairs, axis=0)]
-
-
-def prepare_layered_projection_data(
-    samples: Any,
-    kind: ProjectionKind,
-    layers: Sequence[int] | None = None,
-    n_components: int = 2,
-    normalize: bool = True,
-    graph_overlay: bool = False,
-    graph_n_neighbors: int = 5,
-    *,
-    progress: bool = False,
-) -> LayeredProjectionData:
-    """Precompute per-layer PCA/UMAP/Isomap coordinates for repeated figure colouring.
-
-    ``normalize`` (centre + L2-normalise first) applies to PCA and UMAP; Isomap always uses
-    centred + unit vectors with ``graph_n_neighbors`` neighbours (as the original).
-    ``graph_overlay=True`` also stores each layer's ``graph_n_neighbors``-nearest-neighbour edges
-    (centred + unit vectors).
-    """
-    _check_kind(kind, similarity=False)
-    n_components = _check_n_components(n_components)
-    s = as_layered_samples(samples)
-    sel = validate_layers(s.vectors, layers)
-    if s.vectors.shape[0] < 2:
-        raise ValueError("At least two samples are required")
-    eff_norm = bool(normalize) if kind in ("pca", "umap") else True
-    return _projection_data(s, kind, sel, n_components, eff_norm, graph_overlay, graph_n_neighbors, progress)
-
-
-def _projection_data(
-    s: _analysis.LayeredSamples,
-    kind: ProjectionKind,
-    sel: list[int],
-    n_components: int,
-    eff_norm: bool,
-    graph_overlay: bool,
-    graph_n_neighbors: int,
-    progress: bool,
-) -> LayeredProjectionData:
-    """:func:`prepare_layered_projection_data` on already validated samples and layers."""
-    if kind == "pca":
-        coords, _ = _analysis.layered_pca(s, sel, n_components, normalize=eff_norm, progress=progress)
-        layer_coords = {layer: coords[i] for i, layer in enumerate(sel)}
-    else:
-        fn = _analysis.project_umap if kind == "umap" else _analysis.project_isomap
-        kw = {"normalize": eff_norm} if kind == "umap" else {"n_neighbors": int(graph_n_neighbors)}
-        it = _analysis.progress_iter(sel, progress, kind, len(sel))
-        layer_coords = {layer: np.asarray(fn(s.vectors[:, layer, :], n_components, **kw)) for layer in it}
-    edges = {layer: _knn_edges(s.vectors[:, layer, :], graph_n_neighbors) for layer in sel} if graph_overlay else {}
-    return LayeredProjectionData.from_coords(
-        kind, layer_coords, normalize=eff_norm, graph_edges=edges, graph_n_neighbors=graph_n_neighbors
-    )
-
-
-def prepare_kmeans_groups(
-    samples: Any,
-    *,
-    layers: Sequence[int] | None = None,
-    n_clusters: int,
-    cluster_seed: int = 0,
-    cluster_mode: ClusterMode = "mean_across_layers",
-) -> list[str] | dict[int, list[str]]:
-    """K-means labels ("Cluster i") for projection colouring, reusable as ``groups=``.
-
-    ``mean_across_layers``: one label set from the centred/unit per-layer mean vector;
-    ``first_layer``: from the first selected layer; ``per_layer``: ``{layer: labels}`` per frame.
-    """
-    if cluster_mode not in CLUSTER_MODES:
-        raise ValueError("cluster_mode must be one of: mean_across_layers, first_layer, per_layer")
-    s = as_layered_samples(samples)
-    sel = validate_layers(s.vectors, layers)
-    return _kmeans_groups(s, sel, n_clusters, cluster_seed, cluster_mode)
-
-
-def _kmeans_groups(
-    s: _analysis.LayeredSamples, sel: list[int], n_clusters: int, cluster_seed: int, cluster_mode: str
-) -> list[str] | dict[int, list[str]]:
-    """:func:`prepare_kmeans_groups` on already validated samples and layers."""
-
-    def lab(ids: np.ndarray) -> list[str]:
-        return [f"Cluster {int(i)}" for i in ids]
-
-    if cluster_mode == "mean_across_layers":
-        x = _analysis.prepare_layer_mean_cluster_samples(s.vectors[:, sel, :])
-        return lab(_analysis.cluster_kmeans(x, n_clusters, seed=cluster_seed, center=False, normalize=False))
-    if cluster_mode == "first_layer":
-        return lab(_analysis.cluster_kmeans(s.vectors[:, sel[0], :], n_clusters, seed=cluster_seed))
-    return {
-        layer: lab(_analysis.cluster_kmeans(s.vectors[:, layer, :], n_clusters, seed=cluster_seed)) for layer in sel
-    }
-
-
-def _validate_projection_data(
-    pd_: LayeredProjectionData,
-    *,
-    kind: str,
-    layers: list[int],
-    n_components: int,
-    normalize: bool,
-    graph_overlay: bool,
-    graph_n_neighbors: int,
-    n: int,
-) -> None:
-    if not isinstance(pd_, LayeredProjectionData):
-        raise TypeError(f"projection_data must come from prepare_layered_projection_data, got {type(pd_).__name__}")
-    checks = [
-        ("kind", pd_.kind, kind),
-        ("layers", list(pd_.layers), layers),
-        ("n_components", pd_.n_components, n_components),
-        ("normalize", pd_.normalize, normalize),
-        ("n_samples", pd_.n_samples, n),
-    ]
-    if kind == "isomap" or graph_overlay:  # the Isomap neighbour count and the kNN edges depend on it
-        checks.append(("graph_n_neighbors", pd_.graph_n_neighbors, int(graph_n_neighbors)))
-    for what, got, want in checks:
-        if got != want:
-            raise ValueError(f"projection_data {what} must match the requested {what}; got {got!r} and {want!r}")
-    if graph_overlay:
-        missing = [layer for layer in layers if layer not in pd_.graph_edges]
-        if missing:
-            raise ValueError(f"projection_data was prepared without graph edges for layer(s): {missing}")
 
 
 # ------------------------------------------------------------------------------- colouring
@@ -430,31 +223,38 @@ def _layer_traces(
     edges: list[tuple[int, int]] | None,
     webgl: bool,
 ) -> list[Any]:
-    n = coords.shape[0]
-    text = list(s.hover_text)
-    size = 5 if n_components == 3 else 9
-    traces: list[Any] = []
-    if edges is not None:
-        segs = np.full((len(edges) * 3, n_components), np.nan)
-        if edges:
-            e = np.asarray(edges)
-            segs[0::3], segs[1::3] = coords[e[:, 0]], coords[e[:, 1]]
-        xyz = [[None if np.isnan(v) else float(v) for v in segs[:, a]] for a in range(n_components)]
-        line = dict(color="rgba(71, 85, 105, 0.3)", width=1)
-        kw = dict(x=xyz[0], y=xyz[1], mode="lines", name="kNN graph", hoverinfo="skip", showlegend=False, line=line)
-        if n_components == 3:
-            traces.append(go.Scatter3d(z=xyz[2], **kw))
-        else:
-            traces.append((go.Scattergl if webgl else go.Scatter)(**kw))
+    """One layer's traces: the kNN graph (when ``edges`` is given) behind the coloured points."""
     hov = (
         "%{text}<br>"
         + f"{axis}1=%{{x:.4f}}<br>{axis}2=%{{y:.4f}}"
         + (f"<br>{axis}3=%{{z:.4f}}" if n_components == 3 else "")
     )
-    allidx = list(range(n))
+    points = _point_traces(layer, coords, col, list(s.hover_text), n_components, webgl, hov)
+    return points if edges is None else [_edge_trace(coords, edges, n_components, webgl), *points]
+
+
+def _edge_trace(coords: np.ndarray, edges: list[tuple[int, int]], n_components: int, webgl: bool) -> Any:
+    """The kNN graph as one ``lines`` trace, the segments separated by gaps (None)."""
+    segs = np.full((len(edges) * 3, n_components), np.nan)
+    if edges:
+        e = np.asarray(edges)
+        segs[0::3], segs[1::3] = coords[e[:, 0]], coords[e[:, 1]]
+    xyz = [[None if np.isnan(v) else float(v) for v in segs[:, a]] for a in range(n_components)]
+    line = dict(color="rgba(71, 85, 105, 0.3)", width=1)
+    kw = dict(x=xyz[0], y=xyz[1], mode="lines", name="kNN graph", hoverinfo="skip", showlegend=False, line=line)
+    if n_components == 3:
+        return go.Scatter3d(z=xyz[2], **kw)
+    return (go.Scattergl if webgl else go.Scatter)(**kw)
+
+
+def _point_traces(
+    layer: int, coords: np.ndarray, col: _Coloring, text: list[str], n_components: int, webgl: bool, hov: str
+) -> list[Any]:
+    """The points: one trace with a colour bar, one with per-point group colours, or one per group."""
+    size = 5 if n_components == 3 else 9
+    allidx = list(range(coords.shape[0]))
     if col.mode == "numeric":
-        vals = list(col.values[layer])
-        traces.append(
+        return [
             _points(
                 coords,
                 allidx,
@@ -462,17 +262,17 @@ def _layer_traces(
                 webgl,
                 text=text,
                 name=col.label,
-                marker=dict(color=vals, size=size, opacity=0.82, **col.marker),
+                marker=dict(color=list(col.values[layer]), size=size, opacity=0.82, **col.marker),
                 hovertemplate="%{text}<br>"
                 + col.label
                 + ": %{marker.color}<br>"
                 + hov[len("%{text}<br>") :]
                 + "<extra></extra>",
             )
-        )
-    elif col.mode == "groups_single":
-        g = col.groups[layer]
-        traces.append(
+        ]
+    g = col.groups[layer]
+    if col.mode == "groups_single":
+        return [
             _points(
                 coords,
                 allidx,
@@ -484,24 +284,23 @@ def _layer_traces(
                 marker=dict(size=size, opacity=0.82, color=[col.colors[v] for v in g]),
                 hovertemplate=hov.replace("<br>", "<br>Group: %{customdata}<br>", 1) + "<extra></extra>",
             )
-        )
-    else:
-        g = col.groups[layer]
-        for name in col.unique:
-            idx = [i for i, v in enumerate(g) if v == name]
-            traces.append(
-                _points(
-                    coords,
-                    idx,
-                    n_components,
-                    webgl,
-                    text=[text[i] for i in idx],
-                    name=name,
-                    legendgroup=name,
-                    marker=dict(size=size, opacity=0.82, color=col.colors[name]),
-                    hovertemplate=hov + f"<br>{html.escape(name)}<extra></extra>",
-                )
+        ]
+    traces = []
+    for name in col.unique:
+        idx = [i for i, v in enumerate(g) if v == name]
+        traces.append(
+            _points(
+                coords,
+                idx,
+                n_components,
+                webgl,
+                text=[text[i] for i in idx],
+                name=name,
+                legendgroup=name,
+                marker=dict(size=size, opacity=0.82, color=col.colors[name]),
+                hovertemplate=hov + f"<br>{html.escape(name)}<extra></extra>",
             )
+        )
     return traces
 
 
@@ -593,21 +392,17 @@ def build_layered_figure(
     if n_clusters is not None:
         groups = _kmeans_groups(s, sel, n_clusters, cluster_seed, cluster_mode)
     eff_norm = bool(projection_normalize) if kind in ("pca", "umap") else True
-    if projection_data is None:
-        projection_data = _projection_data(
-            s, cast(ProjectionKind, kind), sel, n_components, eff_norm, graph_overlay, graph_n_neighbors, progress
-        )
-    else:
-        _validate_projection_data(
-            projection_data,
-            kind=kind,
-            layers=sel,
-            n_components=n_components,
-            normalize=eff_norm,
-            graph_overlay=graph_overlay,
-            graph_n_neighbors=graph_n_neighbors,
-            n=n,
-        )
+    pdata = _figure_projection(
+        s,
+        cast(ProjectionKind, kind),
+        sel,
+        n_components,
+        eff_norm,
+        graph_overlay,
+        graph_n_neighbors,
+        progress,
+        projection_data,
+    )
     col = _Coloring(
         sel,
         n,
@@ -619,21 +414,29 @@ def build_layered_figure(
         tickvals=color_tickvals,
         ticktext=color_ticktext,
     )
+    return _projection_figure(s, kind, sel, pdata, col, n_components, title, graph_overlay=graph_overlay, webgl=gl)
+
+
+def _projection_figure(
+    s: Any,
+    kind: str,
+    sel: list[int],
+    pdata: LayeredProjectionData,
+    col: _Coloring,
+    n_components: int,
+    title: str | None,
+    *,
+    graph_overlay: bool,
+    webgl: bool,
+) -> go.Figure:
+    """One frame per layer (its traces, axes and title) behind the layer slider and Play/Pause."""
     axis = _AXES[kind]
     base_title = title or (_TITLES[kind] if n_components == 2 else _TITLES[kind].replace(" by", " (3D) by"))
     frames = []
     for layer in sel:
-        traces = _layer_traces(
-            layer,
-            projection_data.layer_coords[layer],
-            col,
-            s,
-            n_components,
-            axis,
-            projection_data.graph_edges.get(layer) if graph_overlay else None,
-            gl,
-        )
-        layout = _axis_layout(projection_data.layer_ranges[layer], n_components, axis)
+        edges = pdata.graph_edges.get(layer) if graph_overlay else None
+        traces = _layer_traces(layer, pdata.layer_coords[layer], col, s, n_components, axis, edges, webgl)
+        layout = _axis_layout(pdata.layer_ranges[layer], n_components, axis)
         layout["title"] = _frame_title(base_title, layer)
         frames.append(go.Frame(name=_frame_name(layer), data=traces, layout=layout))
     fig = go.Figure(data=frames[0].data, frames=frames)
@@ -643,7 +446,7 @@ def build_layered_figure(
         margin=dict(t=140, b=90),
         legend=dict(itemsizing="constant"),
         **_layer_controls(sel),
-        **_axis_layout(projection_data.layer_ranges[sel[0]], n_components, axis),
+        **_axis_layout(pdata.layer_ranges[sel[0]], n_components, axis),
     )
     fig.update_layout(title=_frame_title(base_title, sel[0]))
     return fig

@@ -31,14 +31,8 @@ from .attributes import (
     synthetic_persona_vectors,
 )
 from .extract import demo_store
-from .plots import (
-    LayeredProjectionData,
-    build_layered_figure,
-    build_pair_similarity_figure,
-    plot_scree,
-    plot_spectral_energy,
-    prepare_layered_projection_data,
-)
+from .plots import build_layered_figure, build_pair_similarity_figure, plot_scree, plot_spectral_energy
+from .projection import LayeredProjectionData, prepare_layered_projection_data
 from .steering import attribute_groups, mean_difference_directions, write_control_vector
 from .store import PersonaVectorStore
 
