@@ -226,11 +226,11 @@ def test_pca_is_deterministic_and_float32_safe(vectors):
 
 def test_flat_spectrum_falls_back_to_dense_and_threads_agree(monkeypatch):
     """Near-degenerate top eigenvalues (pure noise): subspace iteration gives up, dense eigh answers."""
-    from latentatlas.personas import analysis as A
+    from latentatlas import linalg
 
     outcomes = []
-    real = A._subspace_top
-    monkeypatch.setattr(A, "_subspace_top", lambda G, k: outcomes.append(real(G, k)) or outcomes[-1])
+    real = linalg._subspace_top
+    monkeypatch.setattr(linalg, "_subspace_top", lambda G, k: outcomes.append(real(G, k)) or outcomes[-1])
     rng = np.random.default_rng(3)
     v = rng.standard_normal((300, 3, 400)).astype(np.float32)
     res = layered_analysis(v, n_components=2, threads=1)

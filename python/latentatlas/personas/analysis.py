@@ -18,6 +18,8 @@ it in O(n²) (row normalisation is a diagonal scaling of the Gram matrix, which 
 cosine similarity; double-centring it gives PCA's Gram), take the top components by subspace
 iteration instead of a full O(n³) decomposition, and run whole layers in parallel with
 single-threaded BLAS, which is what keeps 1,000 personas x 42 layers x 3,584 hidden at seconds.
+The Gram-matrix PCA and the eigensolver are :mod:`latentatlas.linalg`'s (``PCA`` is re-exported
+here, where persona-vectors has it).
 """
 
 from __future__ import annotations
@@ -30,8 +32,21 @@ from typing import Any
 
 import numpy as np
 
-from .._optional import import_optional, is_torch_tensor, to_numpy
+from .._optional import import_optional, is_torch_tensor
 from .._validate import check_int, check_threads
+from ..linalg import (
+    EPS,
+    PCA,
+    as_float_array,
+    as_rows,
+    center_rows,
+    check_components,
+    double_center,
+    finite,
+    gram_pca,
+    pca_from_gram,
+    row_scale,
+)
 from ..spectral import feature_laplacian, rayleigh_energy
 from ._arrays import as_array_type, like
 
@@ -65,7 +80,6 @@ __all__ = [
 ]
 
 LINKAGES = ("ward", "average", "complete", "single")
-_EPS = 1e-12  # torch.nn.functional.normalize's eps: a zero row stays zero
 
 
 # ------------------------------------------------------------------------------------- samples
@@ -99,16 +113,6 @@ class LayeredSamples:
         return int(self.vectors.shape[1])
 
 
-def _to_numpy(x: Any) -> np.ndarray:
-    x = to_numpy(x)  # a torch tensor becomes a CPU float array; anything else is left as is
-    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
-    if arr.dtype.kind not in "fiub":
-        raise TypeError(f"samples must be a real numeric array, got dtype {arr.dtype}")
-    if arr.dtype not in (np.float32, np.float64):
-        arr = arr.astype(np.float32)
-    return arr
-
-
 def _out(result: np.ndarray, samples: Any) -> Any:
     """The original returns float32 torch tensors: do so when the caller passed a tensor."""
     return like(result.astype(np.float32, copy=False), samples) if is_torch_tensor(samples) else result
@@ -127,7 +131,7 @@ def as_layered_samples(samples: Any) -> LayeredSamples:
     ):
         return samples
     vectors = getattr(samples, "vectors", samples)
-    arr = _to_numpy(vectors)
+    arr = as_float_array(vectors)
     if arr.ndim != 3:
         raise ValueError(f"samples must have shape (n_personas, num_layers, hidden_size), got shape {arr.shape}")
     if 0 in arr.shape:
@@ -143,13 +147,6 @@ def as_layered_samples(samples: Any) -> LayeredSamples:
 
 def _vectors(samples: Any) -> np.ndarray:
     return as_layered_samples(samples).vectors
-
-
-def _check_2d(samples: Any) -> np.ndarray:
-    arr = _to_numpy(samples)
-    if arr.ndim != 2:
-        raise ValueError("samples must have shape (n_samples, hidden_size)")
-    return arr
 
 
 def validate_layers(vectors: Any, layers: Iterable[int] | None) -> list[int]:
@@ -310,23 +307,19 @@ def load_analysis_dataset(
 # ------------------------------------------------------------------------- 2-D (one layer) math
 
 
-def _center(x: np.ndarray) -> np.ndarray:
-    return x - x.mean(axis=0, keepdims=True, dtype=np.float64).astype(x.dtype)
-
-
 def _l2_normalize(x: np.ndarray) -> np.ndarray:
     norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64)).astype(x.dtype)
-    return x / np.maximum(norms, _EPS)[:, None]
+    return x / np.maximum(norms, EPS)[:, None]
 
 
 def prepare_cluster_samples(samples: Any, *, center: bool = True, normalize: bool = True) -> np.ndarray:
     """Centre across rows and L2-normalise each row (n_samples, hidden_size), as the seed does."""
-    return _out(_prepare(_check_2d(samples), center, normalize), samples)
+    return _out(_prepare(as_rows(samples), center, normalize), samples)
 
 
 def _prepare(x: np.ndarray, center: bool, normalize: bool) -> np.ndarray:
     if center:
-        x = _center(x)
+        x = center_rows(x)
     if normalize:
         x = _l2_normalize(x)
     return x
@@ -334,7 +327,7 @@ def _prepare(x: np.ndarray, center: bool, normalize: bool) -> np.ndarray:
 
 def samples_to_numpy(samples: Any, *, center: bool = True, normalize: bool = True) -> np.ndarray:
     """:func:`prepare_cluster_samples` as a NumPy array, whatever the input's array type."""
-    return _prepare(_check_2d(samples), center, normalize)
+    return _prepare(as_rows(samples), center, normalize)
 
 
 _samples_to_numpy = samples_to_numpy  # the original's old private name (persona-ui imports it)
@@ -364,189 +357,6 @@ def cosine_similarity_matrix(samples: Any, center: bool = True) -> np.ndarray:
     return _out(x @ x.T, samples)
 
 
-def _validate_projection(x: np.ndarray, n_components: int, *, method: str, min_samples: int = 2) -> None:
-    check_int(n_components, "n_components")
-    n, h = x.shape
-    if n < min_samples:
-        raise ValueError(f"{method} requires at least {min_samples} samples; got {n}")
-    if n_components > min(n, h):
-        raise ValueError(f"{method} n_components={n_components} must be <= min(n_samples, hidden_size)={min(n, h)}")
-
-
-_DENSE_EIGH_MAX = 256  # up to this many personas a dense eigh is cheapest; above, subspace iteration
-_SUBSPACE_EXTRA = 32  # block = k + 32 columns: the top k converge at rate lambda_(k+33) / lambda_k
-_SUBSPACE_MAXITER = 12  # ~12 n x n x block products ≈ half a dense eigh at n = 1000
-_SUBSPACE_TOL = 1e-7  # residual / eigen-gap: bounds each vector's angle error (Davis-Kahan)
-
-
-def _dense_top(G: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    from scipy.linalg import eigh
-
-    n = G.shape[0]
-    w, V = eigh(G, subset_by_index=[n - k, n - 1], driver="evr", check_finite=False)
-    return w[::-1], V[:, ::-1]
-
-
-def _subspace_top(G: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """Top-k eigenpairs of symmetric PSD G by block subspace iteration + Rayleigh-Ritz, or None.
-
-    Converged when every wanted Ritz pair meets ``|G v - θ v| <= tol * gap`` (gap: distance of θ
-    to its neighbouring Ritz values), which bounds the vector's angle error by ``tol``. Returns
-    None as soon as the observed convergence rate says that will not happen within the iteration
-    cap (flat spectrum, near-degenerate top eigenvalues): the caller then decomposes densely.
-    The start block is fixed (seed 0), so results are deterministic.
-    """
-    n = G.shape[0]
-    b = min(n, k + _SUBSPACE_EXTRA)
-    Q, _ = np.linalg.qr(G @ np.random.default_rng(0).standard_normal((n, b)))
-    prev = np.inf
-    for it in range(_SUBSPACE_MAXITER):
-        Z = G @ Q
-        T = Q.T @ Z
-        theta, W = np.linalg.eigh((T + T.T) * 0.5)
-        theta, W = theta[::-1], W[:, ::-1]
-        GV = Z @ W  # = G (Q W): one more power step on the Ritz vectors, for free
-        V = Q @ W[:, :k]
-        R = GV[:, :k] - V * theta[:k]
-        resid = np.sqrt(np.einsum("ij,ij->j", R, R))
-        gaps = -np.diff(theta)  # theta[i] - theta[i + 1] >= 0
-        gap = np.minimum(gaps[:k], np.concatenate(([np.inf], gaps[: k - 1])))
-        if theta[k - 1] <= 0 or np.any(gap <= 1e-12 * theta[0]):
-            return None
-        q = float(np.max(resid / (_SUBSPACE_TOL * gap)))  # <= 1: converged
-        if q <= 1.0:
-            return theta[:k], V
-        if it >= 2:  # give up early when the observed rate cannot reach q <= 1 within the cap
-            rate = q / prev
-            if rate >= 1.0 or it + np.log(q) / -np.log(rate) > _SUBSPACE_MAXITER:
-                return None
-        prev = q
-        Q, _ = np.linalg.qr(GV)
-    return None
-
-
-def _top_eigh(G: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k largest eigenpairs (descending) of a symmetric PSD matrix (n, n).
-
-    Dense LAPACK ``syevr`` on the wanted subset for small n; above that, subspace iteration with
-    a block of k + 32 (a few ``n x n x (k+32)`` products, 2-3x cheaper than the dense O(n³)
-    tridiagonalisation at n = 1000 when the top of the spectrum is separated), falling back to
-    the dense solver when it does not certify convergence.
-    """
-    n = G.shape[0]
-    if n > _DENSE_EIGH_MAX and k + _SUBSPACE_EXTRA < n // 2:
-        got = _subspace_top(G, k)
-        if got is not None:
-            return got
-    return _dense_top(G, k)
-
-
-def _double_center(G: np.ndarray) -> np.ndarray:
-    """H G H with H = I - 11ᵀ/n, by rank-1 updates (O(n²), in place on a float64 copy)."""
-    G = np.array(G, dtype=np.float64)
-    r = G.mean(axis=1)
-    G -= r[:, None]
-    G -= r[None, :]
-    G += r.mean()
-    return G
-
-
-def _finite(G: np.ndarray) -> np.ndarray:
-    """``G`` if finite: a Gram (or covariance) matrix carries any NaN/inf of the samples (O(n²) check)."""
-    if not np.isfinite(G).all():
-        raise ValueError("samples contain NaN or infinity (or values whose products overflow)")
-    return G
-
-
-def _row_scale(G: np.ndarray) -> np.ndarray:
-    """1 / max(|x_i|, eps) from the Gram diagonal: the L2 row normalisation as a diagonal scaling."""
-    return 1.0 / np.maximum(np.sqrt(np.clip(np.diag(G).astype(np.float64), 0.0, None)), _EPS)
-
-
-def _pca_from_gram(
-    Gp: np.ndarray, xc: np.ndarray, scale: np.ndarray | None, k: int, *, spectrum: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact PCA scores (n, k) and explained-variance ratios from PCA's centred Gram matrix.
-
-    ``Gp = H P Pᵀ H`` for the rows P = diag(scale) @ xc (scale None: P = xc). Ratios cover every
-    component when ``spectrum`` (eigenvalues only, dense), else the first k (λ / trace Gp).
-    Signs follow scikit-learn's ``svd_flip(u_based_decision=False)``: the largest-|.| loading of
-    each component is positive; loadings ∝ (H P)ᵀ U = xcᵀ (scale * H U), an (h x n x k) product.
-    """
-    from scipy.linalg import eigh
-
-    total = float(np.trace(Gp))
-    w, U = _top_eigh(Gp, k)
-    w = np.clip(w, 0.0, None)
-    HU = U - U.mean(axis=0, keepdims=True)
-    if scale is not None:
-        HU = HU * scale[:, None]
-    comps = xc.T @ HU.astype(xc.dtype)  # (h, k), only the signs are used
-    signs = np.sign(comps[np.argmax(np.abs(comps), axis=0), np.arange(k)]).astype(np.float64)
-    signs[signs == 0] = 1.0
-    scores = U * (np.sqrt(w) * signs)
-    top = np.clip(eigh(Gp, eigvals_only=True, check_finite=False)[::-1], 0.0, None) if spectrum else w
-    ratio = top / total if total > 0 else np.zeros_like(top)
-    return scores, ratio
-
-
-def _gram_pca(x: np.ndarray, n_components: int, *, spectrum: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Exact PCA of rows x (n, h): scores (n, k) and explained-variance ratios.
-
-    Ratios cover every component (length ``min(n, h)``) when ``spectrum``, else the first k.
-    Uses the n x n Gram matrix when n <= h (the persona case), else the h x h covariance.
-    Signs follow scikit-learn's ``svd_flip(u_based_decision=False)``.
-    """
-    from scipy.linalg import eigh
-
-    n, h = x.shape
-    k = n_components
-    xc = _center(x)
-    if n <= h:
-        scores, ratio = _pca_from_gram(_double_center(_finite(xc @ xc.T)), xc, None, k, spectrum=spectrum)
-        return scores, ratio[: min(n, h)]
-    xc64 = xc.astype(np.float64)
-    C = _finite(xc64.T @ xc64)
-    evals_all, V = eigh((C + C.T) * 0.5, check_finite=False)
-    evals = np.clip(evals_all[::-1], 0.0, None)
-    total = float(evals.sum())
-    comps = V[:, ::-1][:, :k]
-    signs = np.sign(comps[np.argmax(np.abs(comps), axis=0), np.arange(k)])
-    signs[signs == 0] = 1.0
-    top = evals[: min(n, h)] if spectrum else evals[:k]
-    ratio = top / total if total > 0 else np.zeros_like(top)
-    return (xc64 @ comps) * signs, ratio
-
-
-class PCA:
-    """Exact PCA of a row matrix, with scikit-learn's interface and sign convention.
-
-    The module attribute the projections call (as the original calls ``sklearn``'s ``PCA``), so
-    tests written for the original can monkeypatch ``analysis.PCA``. Uses the ``n x n`` Gram
-    matrix when there are fewer rows than columns (the persona case); ``random_state`` is
-    accepted and has no effect (the decomposition is exact).
-    """
-
-    def __init__(self, n_components: int | None = None, random_state: int | None = 0) -> None:
-        self.n_components = n_components
-        self.random_state = random_state
-
-    def _run(self, X: Any) -> np.ndarray:
-        x = _check_2d(X)
-        k = min(x.shape) if self.n_components is None else int(self.n_components)
-        _validate_projection(x, k, method="PCA", min_samples=1)
-        scores, ratio = _gram_pca(x, k)
-        self.explained_variance_ratio_ = ratio[:k]
-        return scores
-
-    def fit(self, X: Any, y: Any = None) -> PCA:
-        self._run(X)
-        return self
-
-    def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
-        return self._run(X)
-
-
 def _sklearn(name: str) -> Any:
     """``KMeans`` / ``Isomap`` as module attributes (monkeypatchable as in the original), loaded on first use."""
     got = globals().get(name)
@@ -574,15 +384,15 @@ def project_pca(samples: Any, n_components: int = 2, *, normalize: bool = True, 
     ``random_state`` is accepted for compatibility and does not change the result. float64
     NumPy for NumPy input, float32 torch for torch input (as the original).
     """
-    x = _check_2d(samples)
-    _validate_projection(x, n_components, method="PCA")
+    x = as_rows(samples)
+    check_components(x, n_components, method="PCA")
     prepared = _prepare(x, True, normalize)
     return _out(np.asarray(PCA(n_components=int(n_components), random_state=0).fit_transform(prepared)), samples)
 
 
 def pca_explained_variance(samples: Any, n_components: int | None = None, *, normalize: bool = True) -> np.ndarray:
     """Explained-variance ratio of each principal component (length ``min(n_samples, hidden)``)."""
-    x = _check_2d(samples)
+    x = as_rows(samples)
     m = min(x.shape)
     k = m if n_components is None else min(int(n_components), m)
     prepared = _prepare(x, True, normalize)
@@ -591,8 +401,8 @@ def pca_explained_variance(samples: Any, n_components: int | None = None, *, nor
 
 def project_isomap(samples: Any, n_components: int = 2, *, n_neighbors: int = 8) -> Any:
     """Isomap coordinates (n_samples, n_components) of centred + unit rows (8 neighbours)."""
-    x = _check_2d(samples)
-    _validate_projection(x, n_components, method="Isomap", min_samples=3)
+    x = as_rows(samples)
+    check_components(x, n_components, method="Isomap", min_samples=3)
     if n_neighbors < 1:
         raise ValueError("n_neighbors must be at least 1")
     n_neighbors = min(int(n_neighbors), x.shape[0] - 1)
@@ -615,8 +425,8 @@ def project_umap(
 
     Needs the optional extra ``[umap]`` (umap-learn). ``n_neighbors`` defaults to ``min(15, n-1)``.
     """
-    x = _check_2d(samples)
-    _validate_projection(x, n_components, method="UMAP", min_samples=3)
+    x = as_rows(samples)
+    check_components(x, n_components, method="UMAP", min_samples=3)
     umap = import_optional("umap", feature="UMAP projections (umap-learn)")
     nn = min(15, x.shape[0] - 1) if n_neighbors is None else int(n_neighbors)
     prepared = _prepare(x, True, normalize)
@@ -663,7 +473,7 @@ def twonn(data: Any, discard_fraction: float = 0.1) -> float:
     """
     from .. import kernels
 
-    x = np.ascontiguousarray(_check_2d(data), dtype=np.float64)
+    x = np.ascontiguousarray(as_rows(data), dtype=np.float64)
     if not np.isfinite(x).all():
         raise ValueError("data contains NaN or infinity")
     if x.shape[0] < 3:
@@ -729,14 +539,14 @@ def _analyse_layer(
     n, h = x.shape
     S = None
     if similarity and not center:
-        raw = _finite(np.asarray(x @ x.T, dtype=np.float64))
-        s = _row_scale(raw)
+        raw = finite(np.asarray(x @ x.T, dtype=np.float64))
+        s = row_scale(raw)
         S = (raw * s[:, None] * s[None, :]).astype(np.float32)
     if not (pca or (similarity and center)):
         return S, None, None
-    xc = _center(x)
-    G = _finite(np.asarray(xc @ xc.T, dtype=np.float64))
-    scale = _row_scale(G) if (normalize or (similarity and center)) else None
+    xc = center_rows(x)
+    G = finite(np.asarray(xc @ xc.T, dtype=np.float64))
+    scale = row_scale(G) if (normalize or (similarity and center)) else None
     Gn = G * scale[:, None] * scale[None, :] if scale is not None else None
     if similarity and center:
         S = Gn.astype(np.float32)  # type: ignore[union-attr]
@@ -744,10 +554,10 @@ def _analyse_layer(
         return S, None, None
     if n > h:  # more personas than hidden units: PCA through the (h, h) covariance instead
         P = _prepare(x, True, normalize)
-        scores, ratio = _gram_pca(P, k, spectrum=spectrum)
+        scores, ratio = gram_pca(P, k, spectrum=spectrum)
     else:
-        Gp = _double_center(Gn if Gn is not None and normalize else G)
-        scores, ratio = _pca_from_gram(Gp, xc, scale if normalize else None, k, spectrum=spectrum)
+        Gp = double_center(Gn if Gn is not None and normalize else G)
+        scores, ratio = pca_from_gram(Gp, xc, scale if normalize else None, k, spectrum=spectrum)
     return S, scores, ratio
 
 
@@ -782,7 +592,7 @@ def layered_analysis(
     sel = validate_layers(v, layers)
     n, _, h = v.shape
     if pca:
-        _validate_projection(v[:, 0, :], n_components, method="PCA")
+        check_components(v[:, 0, :], n_components, method="PCA")
     workers = check_threads(threads) or _cpu_count()
     workers = max(1, min(workers, len(sel)))
     sims = np.empty((len(sel), n, n), dtype=np.float32) if similarity else None
@@ -890,7 +700,7 @@ def persona_spectral_energy(
     out = np.empty((len(sel), v.shape[0]))
     for i, layer in enumerate(progress_iter(sel, progress, "spectral energy", len(sel))):
         x = v[:, layer, :]
-        x = _center(x) if center else np.ascontiguousarray(x)
+        x = center_rows(x) if center else np.ascontiguousarray(x)
         L = feature_laplacian(x, k, normalized=normalized, threads=threads)
         out[i] = rayleigh_energy(x, L, threads=threads)
     return out
