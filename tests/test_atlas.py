@@ -15,7 +15,8 @@ import scipy.sparse as sp
 import latentatlas.minima  # noqa: F401  (registers latentatlas.minima.blend in sys.modules)
 from _browser import open_html
 from latentatlas import reference
-from latentatlas.atlas import _persona_sections, build_atlas, open_store, top_latents
+from latentatlas.atlas import build_atlas, open_store, top_latents
+from latentatlas.atlas.cards import _persona_sections
 from latentatlas.cli import main
 from latentatlas.datasets import three_gaussians
 from latentatlas.personas import PersonaVectorStore, synthetic_persona_dataset, synthetic_persona_vectors
