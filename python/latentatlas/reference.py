@@ -444,6 +444,7 @@ def _tomato_forest(
     density: Any, indptr: Any, indices: Any, /, *, threads: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """ToMATo's merge forest, vertex by vertex in plain Python (rust/core/src/tomato.rs)."""
+    # Long: the twin of rust/core/src/tomato.rs, step for step, so the two read side by side
     density = np.asarray(density)
     _dtype_of("density", density)
     if density.ndim != 1:

@@ -120,16 +120,8 @@ def load_gguf(path: str | Path) -> GGUFContents:
             f"{path}: general.architecture is {arch!r}; only LLaMA-family GGUF models "
             f"({', '.join(_LLAMA_ARCHS)}) are supported by the NumPy backend"
         )
-
-    def need(key: str) -> Any:
-        v = _field(reader, f"{arch}.{key}")
-        if v is None:
-            raise ValueError(f"{path}: metadata field {arch}.{key} is missing")
-        return v
-
-    hidden = int(need("embedding_length"))
-    n_heads = int(need("attention.head_count"))
-    n_kv = int(_field(reader, f"{arch}.attention.head_count_kv", n_heads))
+    hidden = int(_need(reader, path, arch, "embedding_length"))
+    n_heads = int(_need(reader, path, arch, "attention.head_count"))
     tensors = {t.name: t for t in reader.tensors}
 
     def tensor(name: str) -> np.ndarray:
@@ -139,49 +131,73 @@ def load_gguf(path: str | Path) -> GGUFContents:
         arr = gguf.quants.dequantize(t.data, t.tensor_type)
         return np.ascontiguousarray(arr, dtype=np.float32)
 
-    num_layers = int(need("block_count"))
+    num_layers = int(_need(reader, path, arch, "block_count"))
     tokens = _field(reader, "tokenizer.ggml.tokens")
     if tokens is None:
         raise ValueError(f"{path}: tokenizer.ggml.tokens is missing (no tokenizer in the file)")
     embed = tensor("token_embd.weight")
-    head_dim = int(_field(reader, f"{arch}.attention.key_length", hidden // n_heads))
-    config = LlamaConfig(
-        num_layers=num_layers,
-        hidden_size=hidden,
-        intermediate_size=int(need("feed_forward_length")),
-        num_heads=n_heads,
-        num_kv_heads=n_kv,
-        head_dim=head_dim,
-        rope_theta=float(_field(reader, f"{arch}.rope.freq_base", 10000.0)),
-        rms_eps=float(_field(reader, f"{arch}.attention.layer_norm_rms_epsilon", 1e-5)),
-        vocab_size=int(embed.shape[0]),
-        context_length=int(_field(reader, f"{arch}.context_length", 2048)),
-    )
-    if _field(reader, f"{arch}.rope.scaling.type") not in (None, "none"):
-        raise ValueError(f"{path}: rope scaling is not supported by the NumPy backend")
-    layers = []
-    for i in range(num_layers):
-        p = f"blk.{i}."
-        q = unpermute_qk(tensor(p + "attn_q.weight"), n_heads)
-        k = unpermute_qk(tensor(p + "attn_k.weight"), n_kv)
-        v = tensor(p + "attn_v.weight")
-        layers.append(
-            LayerWeights(
-                attn_norm=tensor(p + "attn_norm.weight"),
-                wqkv=np.ascontiguousarray(np.concatenate([q, k, v]).T),
-                wo=np.ascontiguousarray(tensor(p + "attn_output.weight").T),
-                ffn_norm=tensor(p + "ffn_norm.weight"),
-                w_gate_up=np.ascontiguousarray(
-                    np.concatenate([tensor(p + "ffn_gate.weight"), tensor(p + "ffn_up.weight")]).T
-                ),
-                w_down=np.ascontiguousarray(tensor(p + "ffn_down.weight").T),
-            )
-        )
+    config = _config(reader, path, arch, hidden, n_heads, num_layers, int(embed.shape[0]))
+    layers = [_layer_weights(tensor, f"blk.{i}.", n_heads, config.num_kv_heads) for i in range(num_layers)]
     # Tied embeddings (SmolLM2): no output.weight, the LM head reuses token_embd.
     lm_head = tensor("output.weight") if "output.weight" in tensors else embed
     weights = LlamaWeights(embed=embed, layers=layers, final_norm=tensor("output_norm.weight"), lm_head=lm_head)
     weights.check(config)
-    tok_meta = {
+    return GGUFContents(
+        config=config,
+        weights=weights,
+        tokenizer_meta=_tokenizer_meta(reader, tokens),
+        chat_template=_field(reader, "tokenizer.chat_template"),
+        name=str(_field(reader, "general.name", path.stem)),
+    )
+
+
+def _need(reader: Any, path: Path, arch: str, key: str) -> Any:
+    """The metadata field ``<arch>.<key>``, which the model cannot do without."""
+    v = _field(reader, f"{arch}.{key}")
+    if v is None:
+        raise ValueError(f"{path}: metadata field {arch}.{key} is missing")
+    return v
+
+
+def _config(
+    reader: Any, path: Path, arch: str, hidden: int, n_heads: int, num_layers: int, vocab_size: int
+) -> LlamaConfig:
+    """The model's shape and constants from the metadata (llama.cpp's defaults where a field is absent)."""
+    config = LlamaConfig(
+        num_layers=num_layers,
+        hidden_size=hidden,
+        intermediate_size=int(_need(reader, path, arch, "feed_forward_length")),
+        num_heads=n_heads,
+        num_kv_heads=int(_field(reader, f"{arch}.attention.head_count_kv", n_heads)),
+        head_dim=int(_field(reader, f"{arch}.attention.key_length", hidden // n_heads)),
+        rope_theta=float(_field(reader, f"{arch}.rope.freq_base", 10000.0)),
+        rms_eps=float(_field(reader, f"{arch}.attention.layer_norm_rms_epsilon", 1e-5)),
+        vocab_size=vocab_size,
+        context_length=int(_field(reader, f"{arch}.context_length", 2048)),
+    )
+    if _field(reader, f"{arch}.rope.scaling.type") not in (None, "none"):
+        raise ValueError(f"{path}: rope scaling is not supported by the NumPy backend")
+    return config
+
+
+def _layer_weights(tensor: Any, p: str, n_heads: int, n_kv: int) -> LayerWeights:
+    """One block's weights (tensor names prefixed ``p``): Q/K un-permuted, QKV and gate/up fused, transposed."""
+    q = unpermute_qk(tensor(p + "attn_q.weight"), n_heads)
+    k = unpermute_qk(tensor(p + "attn_k.weight"), n_kv)
+    v = tensor(p + "attn_v.weight")
+    return LayerWeights(
+        attn_norm=tensor(p + "attn_norm.weight"),
+        wqkv=np.ascontiguousarray(np.concatenate([q, k, v]).T),
+        wo=np.ascontiguousarray(tensor(p + "attn_output.weight").T),
+        ffn_norm=tensor(p + "ffn_norm.weight"),
+        w_gate_up=np.ascontiguousarray(np.concatenate([tensor(p + "ffn_gate.weight"), tensor(p + "ffn_up.weight")]).T),
+        w_down=np.ascontiguousarray(tensor(p + "ffn_down.weight").T),
+    )
+
+
+def _tokenizer_meta(reader: Any, tokens: Any) -> dict[str, Any]:
+    """The tokenizer fields of the file (what ``build_tokenizer`` reads)."""
+    return {
         "model": _field(reader, "tokenizer.ggml.model"),
         "pre": _field(reader, "tokenizer.ggml.pre"),
         "tokens": list(tokens),
@@ -191,10 +207,3 @@ def load_gguf(path: str | Path) -> GGUFContents:
         "eos_token_id": _field(reader, "tokenizer.ggml.eos_token_id"),
         "add_bos_token": bool(_field(reader, "tokenizer.ggml.add_bos_token", False)),
     }
-    return GGUFContents(
-        config=config,
-        weights=weights,
-        tokenizer_meta=tok_meta,
-        chat_template=_field(reader, "tokenizer.chat_template"),
-        name=str(_field(reader, "general.name", path.stem)),
-    )

@@ -159,6 +159,50 @@ def _silu(x: np.ndarray) -> np.ndarray:
     return x / (1.0 + np.exp(-x))
 
 
+def _extend(cache: KVCache, real: np.ndarray) -> tuple[np.ndarray, int, int, np.ndarray]:
+    """Append T slots to ``cache`` for tokens ``real`` (batch, T; False marks padding).
+
+    Returns the tokens' rotary positions, the slots ``start:stop`` they take, and the additive
+    attention mask (batch, 1, T, stop): causal over slots, padding keys masked.
+    """
+    T = real.shape[1]
+    # rotary positions count only real tokens (HF: position_ids from the attention mask)
+    positions = cache.positions[:, None] + np.cumsum(real, axis=1) - 1
+    positions = np.maximum(positions, 0)
+    cache.positions = cache.positions + real.sum(axis=1)
+    cache.reserve(T)
+    start, stop = cache.length, cache.length + T
+    cache.valid = np.concatenate([cache.valid, real], axis=1)
+    cache.length = stop
+    # additive mask (batch, 1, T, S): causal over slots and padding keys
+    slot_q = np.arange(start, stop)[:, None]
+    allowed = (np.arange(stop)[None, :] <= slot_q)[None] & cache.valid[:, None, :]
+    # a padding query would see no key: let it see itself so softmax stays finite
+    allowed[:, np.arange(T), np.arange(start, stop)] = True
+    mask = np.where(allowed, np.float32(0.0), np.float32(-np.inf))[:, None]
+    return positions, start, stop, mask
+
+
+def _common_prefix(prompts: list[list[int]]) -> int:
+    """Length of the prompts' longest common prefix, leaving at least one token of each."""
+    npre = 0
+    shortest = min(len(p) for p in prompts) - 1
+    while npre < shortest and all(p[npre] == prompts[0][npre] for p in prompts):
+        npre += 1
+    return npre
+
+
+def _left_pad(seqs: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """``seqs`` right-aligned in one (batch, longest) id array, and the mask of real (not padding) tokens."""
+    plen = max(len(p) for p in seqs)
+    ids = np.zeros((len(seqs), plen), np.int64)
+    real = np.zeros((len(seqs), plen), bool)
+    for b, p in enumerate(seqs):
+        ids[b, plen - len(p) :] = p
+        real[b, plen - len(p) :] = True
+    return ids, real
+
+
 class LlamaModel:
     """Inference-only LLaMA decoder.
 
@@ -236,20 +280,7 @@ class LlamaModel:
         if ids.min() < 0 or ids.max() >= cfg.vocab_size:
             raise ValueError(f"token ids must lie in [0, {cfg.vocab_size})")
         real = np.ones((B, T), bool) if pad_mask is None else np.asarray(pad_mask, bool)
-        # rotary positions count only real tokens (HF: position_ids from the attention mask)
-        positions = cache.positions[:, None] + np.cumsum(real, axis=1) - 1
-        positions = np.maximum(positions, 0)
-        cache.positions = cache.positions + real.sum(axis=1)
-        cache.reserve(T)
-        start, stop = cache.length, cache.length + T
-        cache.valid = np.concatenate([cache.valid, real], axis=1)
-        cache.length = stop
-        # additive mask (batch, 1, T, S): causal over slots and padding keys
-        slot_q = np.arange(start, stop)[:, None]
-        allowed = (np.arange(stop)[None, :] <= slot_q)[None] & cache.valid[:, None, :]
-        # a padding query would see no key: let it see itself so softmax stays finite
-        allowed[:, np.arange(T), np.arange(start, stop)] = True
-        mask = np.where(allowed, np.float32(0.0), np.float32(-np.inf))[:, None]
+        positions, start, stop, mask = _extend(cache, real)
         cos, sin = self._rope(positions)
 
         nh, nkv, hd = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
@@ -351,41 +382,22 @@ class LlamaModel:
         if temperature > 0 and rng is None:
             rng = np.random.default_rng()
         B = len(prompts)
+        gen = as_rng(rng, default=0)  # temperature sampling without an rng is still reproducible
         # the longest common prefix (e.g. a shared system prompt) is run once, batch 1, and its
         # keys/values copied to every sequence; at least one token per suffix stays
-        gen = as_rng(rng, default=0)  # temperature sampling without an rng is still reproducible
-        npre = 0
-        if use_cache and B > 1 and share_prefix:
-            shortest = min(len(p) for p in prompts) - 1
-            while npre < shortest and all(p[npre] == prompts[0][npre] for p in prompts):
-                npre += 1
-        suffixes = [list(p[npre:]) for p in prompts]
-        plen = max(len(p) for p in suffixes)
+        npre = _common_prefix(prompts) if use_cache and B > 1 and share_prefix else 0
         longest = max(len(p) for p in prompts) + max_new_tokens
         if longest > self.config.context_length:
             raise ValueError(
                 f"prompt plus max_new_tokens ({longest} tokens) exceeds the model's context length "
                 f"({self.config.context_length})"
             )
-        ids = np.zeros((B, plen), np.int64)
-        real = np.zeros((B, plen), bool)
-        for b, p in enumerate(suffixes):
-            ids[b, plen - len(p) :] = p
-            real[b, plen - len(p) :] = True
+        ids, real = _left_pad([list(p[npre:]) for p in prompts])
         out: list[list[int]] = [[] for _ in range(B)]
         done = np.zeros(B, bool)
         hid_chunks: list[np.ndarray] = []
         if use_cache:
-            cache = self.new_cache(B, npre + plen + max_new_tokens + 1)
-            if npre:
-                pre = self.new_cache(1, npre)
-                _, hid = self.forward(np.asarray([prompts[0][:npre]]), pre, return_hidden=return_hidden, hook=hook)
-                cache.copy_prefix(pre)
-                if hid is not None:
-                    hid_chunks.append(np.broadcast_to(hid, (hid.shape[0], B) + hid.shape[2:]))
-            logits, hid = self.forward(ids, cache, pad_mask=real, return_hidden=return_hidden, hook=hook)
-            if hid is not None:
-                hid_chunks.append(hid)
+            cache, logits = self._prefill(prompts, npre, ids, real, max_new_tokens, return_hidden, hook, hid_chunks)
         seq, seq_real = ids, real
         for step in range(max_new_tokens):
             if not use_cache:
@@ -421,6 +433,32 @@ class LlamaModel:
             keep = np.flatnonzero(cache.valid[b])[: len(p) + len(out[b])]
             res.append(np.ascontiguousarray(allh[:, b, keep]))
         return out, res
+
+    def _prefill(
+        self,
+        prompts: list[list[int]],
+        npre: int,
+        ids: np.ndarray,
+        real: np.ndarray,
+        max_new_tokens: int,
+        return_hidden: bool,
+        hook: ResidualHook | None,
+        hid_chunks: list[np.ndarray],
+    ) -> tuple[KVCache, np.ndarray]:
+        """A cache for the whole generation, filled with the shared prefix (run once, batch 1, copied to
+        every sequence) and the left-padded suffixes ``ids``; their hidden states go to ``hid_chunks``."""
+        B, plen = ids.shape
+        cache = self.new_cache(B, npre + plen + max_new_tokens + 1)
+        if npre:
+            pre = self.new_cache(1, npre)
+            _, hid = self.forward(np.asarray([prompts[0][:npre]]), pre, return_hidden=return_hidden, hook=hook)
+            cache.copy_prefix(pre)
+            if hid is not None:
+                hid_chunks.append(np.broadcast_to(hid, (hid.shape[0], B) + hid.shape[2:]))
+        logits, hid = self.forward(ids, cache, pad_mask=real, return_hidden=return_hidden, hook=hook)
+        if hid is not None:
+            hid_chunks.append(hid)
+        return cache, logits
 
     def hidden_states(self, ids: list[int] | np.ndarray, *, hook: ResidualHook | None = None) -> np.ndarray:
         """Per-layer hidden states (num_layers, T, hidden) of one sequence in a single pass."""

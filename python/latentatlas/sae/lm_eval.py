@@ -246,15 +246,7 @@ def ce_recovered(
     batch_size = check_int(batch_size, "batch_size")
     if max_norm is not None:
         max_norm = check_float(max_norm, "max_norm", low=0.0, low_open=True)
-    replace: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-        "sae": lambda X: np.asarray(sae.reconstruct(X), np.float32),
-        "zero": np.zeros_like,
-    }
-    if mean is not None:
-        mu = np.asarray(mean, np.float32)
-        if mu.shape != (hidden,) or not np.isfinite(mu).all():
-            raise ValueError(f"mean must be a finite vector of the hidden size ({hidden},), got shape {mu.shape}")
-        replace["mean"] = lambda X: np.broadcast_to(mu, X.shape)
+    replace = _replacements(sae, mean, hidden)
     ce = dict.fromkeys(["clean", *replace], 0.0)
     kl = dict.fromkeys(replace, 0.0)
     n_scored, n_spliced = 0, 0
@@ -289,6 +281,25 @@ def ce_recovered(
         bar.close()
     if n_scored == 0:
         raise ValueError("no position was spliced and scored (max_norm below every position's norm?)")
+    return _ce_summary(ce, kl, n_scored, n_spliced / w.size)
+
+
+def _replacements(sae: Reconstructor, mean: Any, hidden: int) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """What each spliced pass puts in place of the stream: the SAE's reconstruction, zeros, (``mean``) the mean."""
+    replace: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+        "sae": lambda X: np.asarray(sae.reconstruct(X), np.float32),
+        "zero": np.zeros_like,
+    }
+    if mean is not None:
+        mu = np.asarray(mean, np.float32)
+        if mu.shape != (hidden,) or not np.isfinite(mu).all():
+            raise ValueError(f"mean must be a finite vector of the hidden size ({hidden},), got shape {mu.shape}")
+        replace["mean"] = lambda X: np.broadcast_to(mu, X.shape)
+    return replace
+
+
+def _ce_summary(ce: dict[str, float], kl: dict[str, float], n_scored: int, spliced_fraction: float) -> dict[str, float]:
+    """Summed CE and KL per pass as means per scored token, and the CE loss recovered against zero (and mean)."""
     res: dict[str, float] = {f"ce_{k}": v / n_scored for k, v in ce.items()}
     res.update({f"kl_{k}": v / n_scored for k, v in kl.items()})
     gap = res["ce_zero"] - res["ce_clean"]
@@ -297,7 +308,7 @@ def ce_recovered(
         gap_m = res["ce_mean"] - res["ce_clean"]
         res["recovered_vs_mean"] = 1.0 - (res["ce_sae"] - res["ce_clean"]) / gap_m if gap_m else float("nan")
     res["n_tokens"] = float(n_scored)
-    res["spliced_fraction"] = n_spliced / w.size
+    res["spliced_fraction"] = spliced_fraction
     return res
 
 
@@ -373,6 +384,7 @@ def train_lm_sae(
     ``fold_activation_norm_scaling_factor``). Writes the SAE in SAELens layout into ``out`` and
     ``out/metrics.json``; returns ``(sae, metrics)``.
     """
+    # Long: one pipeline, timed step by step (tokenize, activations, train, evaluate) into its metrics
     import json
     import time
     from pathlib import Path
@@ -389,12 +401,7 @@ def train_lm_sae(
     outlier_factor = check_float(outlier_factor, "outlier_factor", low=1.0)
     # checked before the minutes of forward passes: n_latents, k
     sae = TopKSAE(model.config.hidden_size, n_latents, k, seed=seed)
-    order = np.random.default_rng(seed).permutation(len(texts))
-    shuffled = [texts[i] for i in order]
-    held = len(shuffled) // 5
-    per = context_size - 1
-    w_eval = token_windows(backend, shuffled[:held], context_size, max_windows=-(-eval_tokens // per))
-    w_train = token_windows(backend, shuffled[held:], context_size, max_windows=-(-train_tokens // per))
+    w_train, w_eval = _split_windows(backend, texts, context_size, train_tokens, eval_tokens, seed)
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
     name = str(getattr(backend, "model_name", "model"))
@@ -443,21 +450,35 @@ def train_lm_sae(
             "total": t4 - t0,
         },
     }
-    sae.save(
-        outdir,
-        format="saelens",
-        metadata={
-            "model_name": name,
-            "hook_name": hook_name(layer),
-            "hook_layer": layer,
-            "hook_head_index": None,
-            "context_size": context_size,
-            "prepend_bos": True,
-            "exclude_special_tokens": [int(w_train[0, 0])],
-            "dataset_path": dataset,
-            "max_norm": max_norm,
-            "training_tokens": int(X.shape[0]),
-        },
-    )
+    sae.save(outdir, format="saelens", metadata=_saelens_metadata(metrics, int(w_train[0, 0]), dataset))
     atomic_write_text(outdir / "metrics.json", json.dumps(metrics, indent=2))
     return sae, metrics
+
+
+def _split_windows(
+    backend: Any, texts: Sequence[str], context_size: int, train_tokens: int, eval_tokens: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training and held-out token windows: the texts shuffled (``seed``), the first fifth held out."""
+    order = np.random.default_rng(seed).permutation(len(texts))
+    shuffled = [texts[i] for i in order]
+    held = len(shuffled) // 5
+    per = context_size - 1
+    w_eval = token_windows(backend, shuffled[:held], context_size, max_windows=-(-eval_tokens // per))
+    w_train = token_windows(backend, shuffled[held:], context_size, max_windows=-(-train_tokens // per))
+    return w_train, w_eval
+
+
+def _saelens_metadata(metrics: dict[str, Any], bos: int, dataset: str) -> dict[str, Any]:
+    """SAELens's ``cfg.json`` fields of an SAE trained by :func:`train_lm_sae` (``bos``: the excluded token)."""
+    return {
+        "model_name": metrics["model"],
+        "hook_name": metrics["hook_name"],
+        "hook_layer": metrics["layer"],
+        "hook_head_index": None,
+        "context_size": metrics["context_size"],
+        "prepend_bos": True,
+        "exclude_special_tokens": [bos],
+        "dataset_path": dataset,
+        "max_norm": metrics["max_norm"],
+        "training_tokens": metrics["train_tokens"],
+    }

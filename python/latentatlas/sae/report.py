@@ -140,7 +140,18 @@ def demo_chapter(out: Path, *, verbose: bool = True) -> list[Section]:
         )
     )
 
-    # steering: the latent that separates "rotten" from "fresh" reviews, added to every query
+    sections.append(_steering_section(sae, Q, D, task, ex))
+
+    codes = SparseCodes(ex.values_, ex.indices_, sae.n_latents)
+    fc = feature_clusters(codes, sae, task.docs, n_clusters=min(DEMO_CLUSTERS, sae.n_latents), seed=DEMO["seed"])
+    sections.append(feature_clusters_section(fc))
+    if verbose:
+        print(f"sae chapter: {time.perf_counter() - t0:.1f} s")
+    return sections
+
+
+def _steering_section(sae: Any, Q: np.ndarray, D: np.ndarray, task: Any, ex: Any) -> Section:
+    """Steering: the latent that separates "rotten" from "fresh" reviews, added to every query code."""
     labels = np.asarray(task.doc_labels)
     j = perspective_latent(ex.values_, ex.indices_, labels, "rotten", sae.n_latents)
     amount = float(np.quantile(ex.values_[:, 0], 0.5))
@@ -170,11 +181,4 @@ def demo_chapter(out: Path, *, verbose: bool = True) -> list[Section]:
         labels=[task.query_ids[i] for i in shown],
         title=f"Reviews carrying latent {j} in the top 5 (20 queries)",
     )
-    sections.append(("Sparse autoencoder — steering retrieval through a latent", "".join(lines), [fig]))
-
-    codes = SparseCodes(ex.values_, ex.indices_, sae.n_latents)
-    fc = feature_clusters(codes, sae, task.docs, n_clusters=min(DEMO_CLUSTERS, sae.n_latents), seed=DEMO["seed"])
-    sections.append(feature_clusters_section(fc))
-    if verbose:
-        print(f"sae chapter: {time.perf_counter() - t0:.1f} s")
-    return sections
+    return ("Sparse autoencoder — steering retrieval through a latent", "".join(lines), [fig])

@@ -138,6 +138,7 @@ def loss_and_grads(
         ``cutoff`` (BatchTopK: the smallest kept activation, else 0)
     grads : dict of arrays shaped like ``params``
     """
+    # Long: one forward + backward pass, top to bottom as the loss is written (encode, MSE, KL, backward, AuxK)
     K: Any = kernels if backend == "sparse" else reference.core
     We, be, Wd, bd = params["W_enc"], params["b_enc"], params["W_dec"], params["b_dec"]
     n = We.shape[0]
