@@ -148,11 +148,14 @@ def test_read_bad_input(tmp_path):
 
 def test_control_vector_checks_model_shape_and_scale():
     cv = ControlVector(_directions(6, 8))
-    cv.check_model(6, 8)
+    assert cv.for_model(6, 8) is cv
     with pytest.raises(ValueError, match="hidden size 8 but the model has hidden size 16"):
-        cv.check_model(6, 16)
-    with pytest.raises(ValueError, match="6 layers .* but the model has 7 layers"):
-        cv.check_model(7, 8)
+        cv.for_model(6, 16)
+    # as llama.cpp: missing layers are zero, directions past the model's last block are ignored
+    more = cv.for_model(9, 8).directions
+    np.testing.assert_array_equal(more[:6], cv.directions)
+    assert not more[6:].any()
+    np.testing.assert_array_equal(cv.for_model(4, 8).directions, cv.directions[:4])
     for bad in (float("nan"), float("inf")):
         with pytest.raises(ValueError, match="scale must be finite"):
             cv.hook(bad)
@@ -350,8 +353,10 @@ def test_layer_mapping_matches_llama_cpp(backend, tmp_path):
 def test_model_mismatch_and_bad_scale(backend, tmp_path):
     L, H = backend.num_layers, backend.hidden_size
     messages = [{"role": "user", "content": "Hi"}]
-    with pytest.raises(ValueError, match=rf"29 layers .* the model has {L} layers"):
-        backend.generate(messages, 2, control_vector=np.zeros((29, H), np.float32))
+    # as llama.cpp: another layer count is applied (missing layers zero, extra ones ignored)
+    ref = backend.generate(messages, 2)
+    for rows in (3, L + 5):
+        assert backend.generate(messages, 2, control_vector=np.zeros((rows, H), np.float32)) == ref
     short = write_control_vector(np.zeros((L, 512), np.float32), tmp_path / "narrow.gguf")
     with pytest.raises(ValueError, match=rf"narrow.gguf\) has hidden size 512 but the model has hidden size {H}"):
         backend.generate(messages, 2, control_vector=short)

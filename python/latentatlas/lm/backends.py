@@ -202,18 +202,18 @@ class GGUFBackend:
         :class:`~latentatlas.lm.control_vector.ControlVector`; row ``l`` is added after 0-based block
         ``l`` (``direction.l`` in the file). None gives None (no steering).
 
+        As llama.cpp, only the hidden size must match: layers the vector leaves out are not steered and
+        directions past the model's last block are ignored (:meth:`ControlVector.for_model`).
+
         Raises
         ------
         ValueError
-            The vector's hidden size or layer count differs from the model's (both are named), or
-            ``scale`` is not finite.
+            The vector's hidden size differs from the model's (both are named), or ``scale`` is not finite.
         """
         scale = check_float(scale, "scale")
         if control_vector is None:
             return None
-        cv = as_control_vector(control_vector)
-        cv.check_model(self.num_layers, self.hidden_size)
-        return cv.hook(scale)
+        return as_control_vector(control_vector).for_model(self.num_layers, self.hidden_size).hook(scale)
 
     # -- generation -----------------------------------------------------------------------------
     def generate_ids(
@@ -231,7 +231,7 @@ class GGUFBackend:
         """Batched decoding on token ids (see :meth:`LlamaModel.generate`); stops at end-of-turn tokens.
 
         ``control_vector`` / ``scale`` steer the residual stream as llama.cpp's
-        ``--control-vector-scaled FILE SCALE`` does (see :meth:`steering_hook`).
+        ``--control-vector-scaled FILE:SCALE`` does (see :meth:`steering_hook`).
         """
         hook = self.steering_hook(control_vector, scale)
         rng = np.random.default_rng(seed) if temperature > 0 else None

@@ -1,6 +1,6 @@
 """llama.cpp control vectors: per-layer steering directions in a GGUF file, written, read and applied.
 
-The file (what llama.cpp's ``--control-vector`` / ``--control-vector-scaled FILE SCALE`` loads,
+The file (what llama.cpp's ``--control-vector FILE`` / ``--control-vector-scaled FILE:SCALE`` loads,
 and what its ``cvector-generator`` and repeng write):
 
 - metadata ``general.architecture = "controlvector"``, ``controlvector.model_hint`` (the model's
@@ -98,18 +98,22 @@ class ControlVector:
     def hidden_size(self) -> int:
         return int(self.directions.shape[1])
 
-    def check_model(self, num_layers: int, hidden_size: int) -> None:
-        """ValueError naming both shapes unless the vector fits a model of this size."""
+    def for_model(self, num_layers: int, hidden_size: int) -> ControlVector:
+        """The vector as llama.cpp applies it to a model of ``num_layers`` blocks: only the hidden size
+        must match (ValueError naming both); layers the file leaves out are zero and directions past
+        the model's last block are ignored (``llama_adapter_cvec::apply`` reads ``direction.1`` ..
+        ``direction.(n_layer - 1)``), whatever ``controlvector.layer_count`` says."""
         where = f" ({self.path})" if self.path is not None else ""
         if self.hidden_size != hidden_size:
             raise ValueError(
                 f"control vector{where} has hidden size {self.hidden_size} but the model has hidden size {hidden_size}"
             )
-        if self.n_layers != num_layers:
-            raise ValueError(
-                f"control vector{where} has {self.n_layers} layers (direction.1 .. direction.{self.n_layers - 1}) "
-                f"but the model has {num_layers} layers"
-            )
+        if self.n_layers == num_layers:
+            return self
+        rows = np.zeros((num_layers, hidden_size), np.float32)
+        keep = min(num_layers, self.n_layers)
+        rows[:keep] = self.directions[:keep]
+        return ControlVector(rows, self.model_hint, self.path)
 
     def hook(self, scale: float = 1.0) -> Callable[[int, np.ndarray], np.ndarray]:
         """A residual-stream hook ``(layer, h) -> h`` adding ``scale * directions[layer]`` as llama.cpp does.

@@ -218,7 +218,7 @@ def _register_steer(psub: Any) -> None:
         description=(
             "Per layer, the mean persona vector of --positive minus that of --negative (or, with --pca, the "
             "personas' first principal axis), written as a llama.cpp control-vector GGUF: load it with "
-            "`llama-cli --control-vector-scaled FILE SCALE` or `latentatlas personas generate --control-vector FILE`. "
+            "`llama-completion -m MODEL.gguf --control-vector-scaled FILE:SCALE -p PROMPT` or `latentatlas personas generate --control-vector FILE`. "
             "Store row l (output of block l) becomes direction.l, which llama.cpp adds after block l."
         ),
     )
@@ -270,7 +270,7 @@ def _register_generate(psub: Any) -> None:
         description=(
             "Greedy answers from a LLaMA-family GGUF model (NumPy, no torch). --control-vector adds "
             "--scale times each direction.N to the residual stream after block N, as llama.cpp's "
-            "--control-vector-scaled does."
+            "--control-vector-scaled FILE:SCALE does."
         ),
     )
     g.add_argument(

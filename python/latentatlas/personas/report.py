@@ -180,7 +180,7 @@ def _steering_html(store: Any, variant: str, table: Any, pdir: Path, max_new_tok
         f"<h3>Steering with a llama.cpp control vector</h3><p>Mean of the {len(pos)} cheerful minus the "
         f"{len(neg)} grumpy personas, blocks {steered[0]}–{steered[-1]}, written as "
         f"<a href='personas/{html.escape(path.name)}'>{html.escape(path.name)}</a> (loads in "
-        "<code>llama-cli --control-vector-scaled FILE SCALE</code>); the same model's greedy answers with "
+        "<code>llama-completion -m MODEL.gguf --control-vector-scaled FILE:SCALE</code>); the same model's greedy answers with "
         "scale × direction.N added after block N:</p>"
         f"<table><tr><th>scale</th><th>prompt</th><th>answer ({max_new_tokens} tokens)</th></tr>"
         + "".join(rows)

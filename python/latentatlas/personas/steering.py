@@ -2,7 +2,7 @@
 
 A direction per layer is built from a persona store, then written as a llama.cpp control-vector
 GGUF (:func:`write_control_vector`, re-exported from :mod:`latentatlas.lm.control_vector`) that
-``llama-cli --control-vector-scaled cv.gguf 2`` and the packaged NumPy backend
+``llama-completion -m model.gguf --control-vector-scaled cv.gguf:2`` and the packaged NumPy backend
 (``GGUFBackend.generate(..., control_vector="cv.gguf", scale=2)``) both apply:
 
 - :func:`mean_difference_directions`: mean persona vector of one group minus that of another

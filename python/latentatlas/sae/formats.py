@@ -97,7 +97,7 @@ def write(
     format: str = "latentatlas",  # noqa: A002
     metadata: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``sae`` into directory ``path`` in ``format`` "latentatlas" or "saelens".
+    """Write ``sae`` into directory ``path`` in ``format`` "latentatlas", "saelens" or "sparsify".
 
     Files are serialised in memory first and written through temp files + fsync + rename (+ fsync of
     the folder), ``cfg.json`` last, under a per-folder writer lock (``path/.lock``), so concurrent
@@ -108,10 +108,15 @@ def write(
     their hash, then ``cfg.json`` (which names it) is replaced: that one rename switches from the old
     model to the new, and only then are the old weights deleted. A process killed at any point
     leaves ``path`` loading as the complete old or the complete new model; its leftovers (temp
-    files, unreferenced weights) are removed by the next save or load. (``"saelens"`` has fixed file
-    names, so a kill between its two files can pair new weights with the old config.)
+    files, unreferenced weights) are removed by the next save or load. (``"saelens"`` and
+    ``"sparsify"`` have fixed file names, so a kill between their two files can pair new weights with
+    the old config.)
+
+    ``format="sparsify"`` writes EleutherAI sparsify's ``SparseCoder.save_to_disk`` layout (``cfg.json``
+    + ``sae.safetensors``; TopK only): save it under ``root/<hookpoint>`` to build a multi-hookpoint
+    checkpoint that ``SparseCoder.load_many`` reads.
     """
-    check_choice(format, "format", ("latentatlas", "saelens"))
+    check_choice(format, "format", ("latentatlas", "saelens", "sparsify"))
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
     path = Path(path)
@@ -124,7 +129,10 @@ def write(
         data, cfg = _saelens_files(sae, {**getattr(sae, "metadata", {}), **(metadata or {})})
         weights = "sae_weights.safetensors"
     elif not topk:
-        raise ValueError("format='latentatlas' holds TopK SAEs; save a ThresholdSAE with format='saelens'")
+        raise ValueError(f"format={format!r} holds TopK SAEs; save a ThresholdSAE with format='saelens'")
+    elif format == "sparsify":
+        data, cfg = _sparsify_files(sae)
+        weights = "sae.safetensors"
     else:
         data = write_safetensors({n: getattr(sae, n) for n in names})
         sha = hashlib.sha256(data).hexdigest()
@@ -223,7 +231,27 @@ def _saelens_files(sae: Any, metadata: dict[str, Any]) -> tuple[bytes, dict[str,
     meta: dict[str, Any] = {"model_name": None, "hook_name": None, "hook_head_index": None, "prepend_bos": True}
     meta.update({k: v for k, v in metadata.items() if isinstance(k, str)})
     meta["written_by"] = "latentatlas"
+    # SAELens reads a cfg without sae_lens_version as pre-6.0 and rebuilds the metadata from top-level
+    # keys only (losing model_name / hook_name): say which cfg layout this is, SAELens v6's
+    meta["sae_lens_version"] = SAELENS_CFG_VERSION
     cfg["metadata"] = meta
+    return write_safetensors(tensors), cfg
+
+
+def _sparsify_files(sae: Any) -> tuple[bytes, dict[str, Any]]:
+    """sae.safetensors bytes and cfg.json of sparsify's ``SparseCoder`` for a TopK ``sae``.
+
+    sparsify always encodes ``x - b_dec``; a model that does not subtract b_dec is written with the
+    equivalent bias ``b_enc + W_enc b_dec`` (the same pre-activations, up to rounding)."""
+    bias = sae.b_enc
+    if not sae.subtract_decoder_bias:
+        bias = (sae.b_enc.astype(np.float64) + sae.W_enc.astype(np.float64) @ sae.b_dec).astype(sae.dtype)
+    tensors = {"encoder.weight": sae.W_enc, "encoder.bias": bias, "W_dec": sae.W_dec, "b_dec": sae.b_dec}
+    cfg = {
+        "activation": "topk", "expansion_factor": max(1, sae.n_latents // sae.d_in), "normalize_decoder": True,
+        "num_latents": sae.n_latents, "k": sae.k, "multi_topk": False, "skip_connection": False,
+        "transcode": False, "d_in": sae.d_in,
+    }  # fmt: skip
     return write_safetensors(tensors), cfg
 
 
@@ -316,6 +344,10 @@ def _sentence_transformers_module(path: Path) -> Path | None:
     return None
 
 
+#: The SAELens cfg layout :func:`write` follows (``metadata.sae_lens_version``): v6, whose metadata
+#: block carries model_name / hook_name.
+SAELENS_CFG_VERSION = "6.0.0"
+
 #: SAELens architectures and what they load as.
 SAELENS_ARCHITECTURES = ("topk", "standard", "jumprelu", "batchtopk")
 
@@ -348,22 +380,51 @@ def _load_saelens(path: Path, cfg: dict[str, Any], cfg_file: Path) -> SAEFile:
     if not isinstance(meta, dict):
         raise ValueError(f"{cfg_file}: key 'metadata' must be an object, got {meta!r}")
     meta = {**{k: cfg[k] for k in ("model_name", "hook_name", "hook_layer") if k in cfg}, **meta}
+    We, be = We.T, _need(t, "b_enc", file)
+    if cfg.get("rescale_acts_by_decoder_norm"):
+        We, be, Wd = _fold_decoder_norm(We, be, Wd)
+    k, th = None, None
     if arch == "topk":
-        if cfg.get("rescale_acts_by_decoder_norm") and not np.allclose(np.linalg.norm(Wd, axis=1), 1, atol=1e-4):
-            raise ValueError(
-                f"{cfg_file}: rescale_acts_by_decoder_norm=true with non-unit decoder rows is not supported"
-            )
-        k, th = _cfg_k(cfg, cfg_file), None
-    else:
-        k, th = None, _need(t, "threshold", file) if arch in ("jumprelu", "batchtopk") else None
+        k = _cfg_k(cfg, cfg_file)
+    elif arch == "batchtopk" and "threshold" not in t:
+        th = _batchtopk_threshold(t, file, We.shape[0])
+    elif arch in ("jumprelu", "batchtopk"):
+        th = _need(t, "threshold", file)
     sae = SAEFile(
-        arch, We.T, _need(t, "b_enc", file), Wd, _need(t, "b_dec", file),
-        k=k, threshold=th, subtract_decoder_bias=sub, metadata=meta,
-    )  # fmt: skip
+        arch, We, be, Wd, _need(t, "b_dec", file), k=k, threshold=th, subtract_decoder_bias=sub, metadata=meta
+    )
     if (path / "sparsity.safetensors").is_file():
         sp_t = read_safetensors(path / "sparsity.safetensors")
         sae.log_sparsity = _need(sp_t, "sparsity", path / "sparsity.safetensors")  # log10 latent density
     return sae
+
+
+def _fold_decoder_norm(We: np.ndarray, be: np.ndarray, Wd: np.ndarray) -> tuple[np.ndarray, ...]:
+    """SAELens's ``rescale_acts_by_decoder_norm``, folded as its ``fold_W_dec_norm`` does: a latent's
+    pre-activation times its decoder row's norm, decoded by the unit row, is the same SAE with encoder
+    row and bias times the norm and the decoder row divided by it (equal codes and reconstructions up to
+    rounding; TopK's choice is unchanged because it is made on the rescaled pre-activations)."""
+    norm = np.maximum(np.linalg.norm(Wd.astype(np.float64), axis=1), 1e-8)  # SAELens clamps at 1e-8
+    dt = np.result_type(We.dtype, Wd.dtype)
+    return (
+        (We * norm[:, None]).astype(dt),
+        (be * norm).astype(be.dtype),
+        (Wd / norm[:, None]).astype(dt),
+    )
+
+
+def _batchtopk_threshold(t: dict[str, np.ndarray], file: Path, n: int) -> np.ndarray:
+    """A SAELens BatchTopK *training* checkpoint keeps one scalar ``topk_threshold``; its inference
+    model (``save_inference_model``) is the JumpReLU whose every latent has that threshold."""
+    if "topk_threshold" not in t:
+        raise KeyError(
+            f"{file}: a BatchTopK SAE needs a 'threshold' (inference file) or 'topk_threshold' (training "
+            f"checkpoint) tensor; has {sorted(t)}. Export it with SAELens's save_inference_model"
+        )
+    thr = np.asarray(t["topk_threshold"], dtype=np.float64)
+    if thr.size != 1:
+        raise ValueError(f"{file}: topk_threshold must be one number, got shape {thr.shape}")
+    return np.full(n, float(thr.reshape(-1)[0]))
 
 
 def read(path: str | os.PathLike[str], *, hookpoint: str | None = None) -> SAEFile:
@@ -427,6 +488,13 @@ def read(path: str | os.PathLike[str], *, hookpoint: str | None = None) -> SAEFi
     for key in ("skip_connection", "transcode"):
         if cfg.get(key):
             raise ValueError(f"{cfg_file}: sparsify {key}=true is not supported")
+    act = cfg.get("activation", "topk")
+    if act != "topk":
+        # groupmax keeps the largest latent of each of k groups: another code than TopK's
+        raise ValueError(
+            f"{cfg_file}: sparsify activation={act!r} is not supported (only 'topk'); "
+            "a groupmax coder's codes differ from TopK's, so it cannot load as one"
+        )
     return SAEFile(
         "topk",
         _need(t, "encoder.weight", file),
