@@ -15,7 +15,7 @@ Nothing here knows what the states are used for (see :mod:`latentatlas.personas.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -413,7 +413,7 @@ class TransformersBackend:
         return sorted(eos)
 
     def _generate_ids(self, prompt: list[int], max_new_tokens: int) -> list[int]:
-        import torch
+        torch = import_optional("torch", feature=_TRANSFORMERS_FEATURE)
 
         ids = torch.tensor([prompt], device=self.device)
         with torch.no_grad():
@@ -431,26 +431,71 @@ class TransformersBackend:
             new = new[:-1]
         return new
 
-    def generate(self, messages: Sequence[Mapping[str, str]], max_new_tokens: int = 64) -> str:
-        """Greedy answer to a chat."""
+    def generate(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        max_new_tokens: int = 64,
+        *,
+        control_vector: Any = None,
+        scale: float = 1.0,
+    ) -> str:
+        """Greedy answer to a chat; ``control_vector`` / ``scale`` steer it as in :class:`GGUFBackend`."""
         check_max_new_tokens(max_new_tokens)
-        new = self._generate_ids(self.encode_chat(messages), max_new_tokens)
+        with self._steering(control_vector, scale):
+            new = self._generate_ids(self.encode_chat(messages), max_new_tokens)
         return self.tokenizer.decode(new, skip_special_tokens=True)
 
+    @contextlib.contextmanager
+    def _steering(self, control_vector: Any, scale: float) -> Iterator[None]:
+        """Forward hooks that add ``scale * direction[l]`` to the output of decoder block ``l`` at every
+        position, as llama.cpp's control vectors and :meth:`GGUFBackend.steering_hook` do."""
+        scale = check_float(scale, "scale")
+        if control_vector is None:
+            yield
+            return
+        torch = import_optional("torch", feature=_TRANSFORMERS_FEATURE)
+        cv = as_control_vector(control_vector).for_model(self.num_layers, self.hidden_size)
+        rows = torch.from_numpy((np.float32(scale) * cv.directions).astype(np.float32)).to(self.device)
+
+        def add(row: Any) -> Any:
+            def hook(_module: Any, _inputs: Any, output: Any) -> Any:
+                if isinstance(output, tuple):
+                    return (output[0] + row.to(output[0].dtype), *output[1:])
+                return output + row.to(output.dtype)
+
+            return hook
+
+        layers = self.model.get_decoder().layers
+        handles = [layers[i].register_forward_hook(add(rows[i])) for i in range(self.num_layers) if bool(rows[i].any())]
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+
     def _states(self, ids: list[int]) -> np.ndarray:
-        import torch
+        torch = import_optional("torch", feature=_TRANSFORMERS_FEATURE)
 
         t = torch.tensor([ids], device=self.device)
         with torch.no_grad():
             out = self.model(t, output_hidden_states=True)
         return np.stack([h[0].float().cpu().numpy() for h in out.hidden_states[1:]])
 
-    def hidden_states(self, messages: Sequence[Mapping[str, str]], answer: str | None = None) -> HiddenStates:
-        """Hidden states of the chat prompt followed by ``answer`` (tokenised)."""
+    def hidden_states(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        answer: str | None = None,
+        *,
+        control_vector: Any = None,
+        scale: float = 1.0,
+    ) -> HiddenStates:
+        """Hidden states of the chat prompt followed by ``answer`` (tokenised), optionally steered."""
         prompt = self.encode_chat(messages)
         ans = list(self.tokenizer(answer, add_special_tokens=False)["input_ids"]) if answer else []
         ids = prompt + ans
-        return _hidden(self._states(ids), np.asarray(ids, np.int64), len(prompt), answer or "")
+        with self._steering(control_vector, scale):
+            states = self._states(ids)
+        return _hidden(states, np.asarray(ids, np.int64), len(prompt), answer or "")
 
     def generate_hidden(
         self, chats: Sequence[Sequence[Mapping[str, str]]], max_new_tokens: int, *, seed: int | None = None
