@@ -369,6 +369,10 @@ def _sklearn(name: str) -> Any:
 def __getattr__(name: str) -> Any:
     if name in ("KMeans", "Isomap"):
         return _sklearn(name)
+    if name == "PersonaVectorStore":  # the original imports the store here; loaded on first use
+        from .store import PersonaVectorStore
+
+        return PersonaVectorStore
     if name == "run_saved_activation_analysis":  # the original has it here; it lives in .report (which imports us)
         from .report import run_saved_activation_analysis
 

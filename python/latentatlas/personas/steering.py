@@ -21,22 +21,37 @@ vector is added to.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._io import atomic_write_text, read_safetensors, write_safetensors
+from .._optional import to_numpy
 from ..lm.control_vector import ControlVector, read_control_vector, write_control_vector
+from ._arrays import as_array_type
+from .store import PersonaVectorStore
 
 __all__ = [
+    "STEER_LAYER",
     "ControlVector",
+    "PersonaVectorStore",
     "attribute_groups",
+    "compute_steering_vector",
+    "load_steering_vector",
+    "save_steering_vector",
     "default_layers",
     "mean_difference_directions",
     "pca_directions",
     "read_control_vector",
     "write_control_vector",
 ]
+
+#: persona-vectors' default layer of a one-layer steering vector.
+STEER_LAYER = 20
 
 
 def default_layers(num_layers: int) -> list[int]:
@@ -181,3 +196,78 @@ def attribute_groups(
             )
         groups.append(g)
     return groups[0], groups[1]
+
+
+# -- persona-vectors' one-layer steering vectors (its ``steering`` module, name for name) ------------------
+def compute_steering_vector(
+    persona_id: str,
+    model_name: str,
+    layer_idx: int = STEER_LAYER,
+    mask_strategy: object | None = None,
+    activations_dir: str | os.PathLike[str] | None = None,
+    verbose: bool = True,
+) -> dict[str, Any]:
+    """persona-vectors' contrastive steering vector of one persona at one layer.
+
+    ``biography`` minus ``templated`` persona vector at ``layer_idx``, shaped ``(1, 1, hidden)``, with
+    ``suggested_alpha = 20 · rms(templated) / ‖vector‖``. Returns persona-vectors' dict
+    (``steering_vector``, ``suggested_alpha``, ``persona_id``, ``layer``, ``model_id``, ``hidden_size``),
+    or ``{}`` when either variant is missing, as the original does. The vector is a torch tensor when
+    torch is loaded (as the store's ``array_type="auto"``), else a NumPy array.
+    """
+    store = PersonaVectorStore(model_name, activations_dir, array_type="numpy")
+    try:
+        pos = store.load_numpy("biography", persona_id, mask_strategy)
+        neg = store.load_numpy("templated", persona_id, mask_strategy)
+    except FileNotFoundError as exc:
+        if verbose:
+            print(f"activations not found ({exc}); run extraction first")
+        return {}
+    if pos.shape != neg.shape:
+        raise ValueError(f"Mismatch: {pos.shape} positive vs {neg.shape} negative")
+    if not 0 <= layer_idx < pos.shape[0]:
+        raise ValueError(f"layer_idx {layer_idx} is out of range for {pos.shape[0]} layers")
+    raw = pos[layer_idx].astype(np.float32) - neg[layer_idx].astype(np.float32)
+    # the original's arithmetic, in float32 and in its order: rms of the negatives, then the norm
+    mean_rms = float(np.sqrt(np.mean(neg[layer_idx].astype(np.float32) ** 2, dtype=np.float32)))
+    norm = float(np.linalg.norm(raw))
+    out = {
+        "steering_vector": as_array_type(raw[None, None, :], "auto"),
+        "suggested_alpha": 20.0 * mean_rms / (norm + 1e-8),
+        "persona_id": persona_id,
+        "layer": int(layer_idx),
+        "model_id": model_name,
+        "hidden_size": int(pos.shape[1]),
+    }
+    if verbose:
+        print(f"steering vector {persona_id} layer {layer_idx}: norm {norm:.6f}, alpha {out['suggested_alpha']:.4f}")
+    return out
+
+
+def save_steering_vector(sv_dict: dict[str, Any], out_path: str | os.PathLike[str], verbose: bool = True) -> Path:
+    """Write persona-vectors' files into directory ``out_path``: ``steering_vector.safetensors`` (key
+    ``steering_vector``) and ``metadata.json``; each written atomically. Returns the directory."""
+    out = Path(out_path)
+    out.mkdir(parents=True, exist_ok=True)
+    vec = np.ascontiguousarray(to_numpy(sv_dict["steering_vector"]), dtype=np.float32)
+    write_safetensors(out / "steering_vector.safetensors", {"steering_vector": vec})
+    keys = ("suggested_alpha", "persona_id", "layer", "model_id", "hidden_size")
+    atomic_write_text(out / "metadata.json", json.dumps({k: sv_dict[k] for k in keys}, indent=2))
+    if verbose:
+        print(f"Saved to {out}")
+    return out
+
+
+def load_steering_vector(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """persona-vectors' ``{"steering_vector": ..., **metadata}`` from a directory :func:`save_steering_vector`
+    (ours or the original's) wrote."""
+    path = Path(path)
+    tensors = read_safetensors(path / "steering_vector.safetensors")
+    if "steering_vector" not in tensors:
+        raise KeyError(
+            f"{path / 'steering_vector.safetensors'}: missing tensor 'steering_vector' (has {sorted(tensors)})"
+        )
+    meta = json.loads((path / "metadata.json").read_text(encoding="utf-8"))
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path / 'metadata.json'}: expected a JSON object")
+    return {"steering_vector": as_array_type(tensors["steering_vector"], "auto"), **meta}
