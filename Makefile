@@ -95,6 +95,7 @@ fuzz: build data
 bench: build data peers
 	$(PIP) install --quiet "faiss-cpu>=1.8" || echo "faiss-cpu not installable here: its benchmark rows are skipped"
 	$(PY) -m pytest benches -q -p no:randomly --benchmark-only --benchmark-columns=min,median,mean,rounds -s
+	.peers/interop/bin/python benches/bench_peers_torch.py
 
 clean:
 	rm -rf $(VENV) target $(OUT)
