@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from latentatlas._optional import PROGRESS_UPDATES, progress_bar
+from latentatlas._progress import PROGRESS_UPDATES, progress_bar
 from latentatlas.sae import TopKSAE
 from latentatlas.sae.synthetic import SyntheticModel
 

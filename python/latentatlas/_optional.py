@@ -28,8 +28,17 @@ _HINTS = {
 }
 
 
+class MissingOptionalDependency(ModuleNotFoundError):
+    """An optional package a feature needs is not installed; the message says what to install.
+
+    A ModuleNotFoundError (so ``except ImportError`` still catches it). The command line turns it
+    into its one-line error (``latentatlas <cmd>: error: <feature> needs <pkg>: pip install ...``)
+    and exit status 1, never a traceback.
+    """
+
+
 def import_optional(name: str, *, feature: str) -> ModuleType:
-    """Import ``name`` or raise ModuleNotFoundError saying which ``feature`` needs it and how to install it."""
+    """Import ``name`` or raise :class:`MissingOptionalDependency` saying which ``feature`` needs it and how to install it."""
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
@@ -37,7 +46,7 @@ def import_optional(name: str, *, feature: str) -> ModuleType:
         if exc.name is not None and exc.name.split(".")[0] != top:
             raise  # the package is there but one of its own dependencies is missing: show that
         hint = _HINTS.get(top, f"pip install {top}")
-        raise ModuleNotFoundError(f"{feature} needs {top}: {hint}", name=top) from exc
+        raise MissingOptionalDependency(f"{feature} needs {top}: {hint}", name=top) from exc
 
 
 def is_torch_tensor(x: Any) -> bool:
@@ -60,25 +69,3 @@ def to_numpy(x: Any) -> Any:
             t = t.float()
         return t.numpy()
     return x
-
-
-#: Most redraws of a progress bar whose output is not live (a log file, CI): one per 5 % of the work.
-PROGRESS_UPDATES = 20
-
-
-def progress_bar(total: int, desc: str, enabled: bool = True) -> Any:
-    """A tqdm bar that does not flood logs.
-
-    In a terminal or a notebook (tqdm.auto's widget, when ipywidgets is there) it is the usual live
-    bar. Otherwise (stderr redirected to a file, CI) it redraws at most every 10 s and every
-    ``total / PROGRESS_UPDATES`` steps, so a run writes a bounded number of updates.
-    """
-    import sys
-
-    from tqdm.auto import tqdm
-
-    live = sys.stderr.isatty() or any("notebook" in c.__module__ for c in tqdm.__mro__)
-    # maxinterval=inf: tqdm's monitor thread would otherwise reset miniters to 1 after 10 s without a redraw
-    quiet = {"mininterval": 10.0, "maxinterval": float("inf"), "miniters": max(1, total // PROGRESS_UPDATES)}
-    kw: dict[str, Any] = {} if live else quiet
-    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, **kw)

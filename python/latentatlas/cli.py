@@ -2,8 +2,9 @@
 
 Each area registers its own sub-commands (``register(subparsers)`` in its ``cli`` module; ``demo``
 in :mod:`latentatlas.demo`, ``atlas`` in :mod:`latentatlas.atlas`, ``info`` in :mod:`latentatlas.info`), so this file only dispatches: a
-sub-command's ``func(args) -> int`` does the work. User errors (ValueError, TypeError, OSError and friends) become a
-one-line message and exit status 1; ``--debug`` shows the traceback instead.
+sub-command's ``func(args) -> int`` does the work. User errors (ValueError, TypeError, OSError and friends) and a
+missing optional package (:class:`latentatlas._optional.MissingOptionalDependency`: "<feature> needs <pkg>: pip install
+'latentatlas[extra]'") become a one-line message and exit status 1; ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import __version__
+from ._optional import MissingOptionalDependency
 from .atlas import register as _register_atlas
 from .demo import register as _register_demo
 from .info import register as _register_info
@@ -70,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _usage_error(parser)(args)
     try:
         return int(args.func(args) or 0)
-    except (CLIError, ValueError, TypeError, KeyError, OSError, RuntimeError) as exc:
+    except (CLIError, MissingOptionalDependency, ValueError, TypeError, KeyError, OSError, RuntimeError) as exc:
         if args.debug:
             raise
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

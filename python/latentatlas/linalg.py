@@ -34,6 +34,7 @@ __all__ = [
     "finite",
     "gram_pca",
     "pca_from_gram",
+    "row_norms",
     "row_scale",
     "top_eigh",
 ]
@@ -81,6 +82,30 @@ def check_components(x: np.ndarray, n_components: int, *, method: str, min_sampl
 def center_rows(x: np.ndarray) -> np.ndarray:
     """``x`` minus its column means (accumulated in float64), in ``x``'s dtype."""
     return x - x.mean(axis=0, keepdims=True, dtype=np.float64).astype(x.dtype)
+
+
+def row_norms(x: np.ndarray) -> np.ndarray:
+    """Euclidean norm of each row of a 2-D float array, in float64, free of overflow and underflow.
+
+    ``sqrt(Σ x²)`` overflows to inf for a row whose values exceed ~1e154 (float64) and underflows
+    to 0 below ~1e-162, which would make a huge row look infinite and a tiny one look like zero;
+    those rows are computed again as ``m sqrt(Σ (x/m)²)``, m their largest |value| (scale-free).
+    A row with a NaN keeps a NaN norm; an all-zero row has norm 0.
+    """
+    with np.errstate(over="ignore", under="ignore"):
+        n = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
+    redo = np.flatnonzero(np.isinf(n) | (n < _NORM_UNDERFLOW))
+    if redo.size:
+        xs = np.asarray(x[redo], dtype=np.float64)
+        m = np.abs(xs).max(axis=1) if xs.shape[1] else np.zeros(len(redo))
+        live = m > 0
+        xs = xs[live] / m[live, None]
+        n[redo[live]] = m[live] * np.sqrt(np.einsum("ij,ij->i", xs, xs))
+    return n
+
+
+#: Below this a float64 sum of squares has lost bits to underflow (its terms are near the subnormals).
+_NORM_UNDERFLOW = 1e-140
 
 
 # ------------------------------------------------------------------------------ Gram matrices

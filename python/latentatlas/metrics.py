@@ -82,13 +82,27 @@ def mean_over(mask: _Any, values: _Any) -> float:
 
 
 def pearson(a: _Any, b: _Any) -> float:
-    """Pearson correlation r of two (n,) arrays; NaN when either is constant."""
+    """Pearson correlation r of two (n,) arrays; NaN when either is constant.
+
+    Scale-free: each array is scaled by a power of two near its largest |value| first (exact: r keeps its bits), so values
+    near float64's limits neither overflow nor underflow the sums. A NaN or infinity is refused.
+    """
     x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if x.ndim != 1 or x.shape != y.shape or x.size < 2:
         raise ValueError(f"a and b must be 1-D of the same length >= 2, got {x.shape} and {y.shape}")
-    xc, yc = x - x.mean(), y - y.mean()
+    for name, v in (("a", x), ("b", y)):
+        if not np.isfinite(v).all():
+            raise ValueError(f"{name} contains NaN or infinity: its correlation is undefined")
+    xc, yc = _unit_max(x), _unit_max(y)
+    xc, yc = _unit_max(xc - xc.mean()), _unit_max(yc - yc.mean())
     den = np.sqrt((xc * xc).sum() * (yc * yc).sum())
-    return float((xc * yc).sum() / den) if den > 0 else float("nan")
+    return float(np.clip((xc * yc).sum() / den, -1.0, 1.0)) if den > 0 else float("nan")
+
+
+def _unit_max(v: np.ndarray) -> np.ndarray:
+    """``v`` times the power of two that brings its largest |value| into [0.5, 1) (exact, so r keeps its bits)."""
+    m = float(np.abs(v).max())
+    return np.ldexp(v, -np.frexp(m)[1]) if m > 0 else v
 
 
 # --- retrieval metrics (sparse-autoencoder area) ----------------------------------------------

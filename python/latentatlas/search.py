@@ -34,6 +34,7 @@ from . import chunked, kernels
 from ._estimator import Estimator
 from ._io import atomic_write_text, read_safetensors, safetensors_metadata, write_safetensors
 from ._validate import as_matrix, check_choice, check_finite, check_float, check_int, check_threads
+from .linalg import row_norms
 from .spectral import Weights, _csr_parts, feature_laplacian
 
 __all__ = ["SpectralIndex"]
@@ -48,13 +49,21 @@ _META = "index.json"
 
 
 def _inv_norms(X: np.ndarray, start: int = 0) -> np.ndarray:
-    """``1/|x|`` per row in float64 (0 for a zero row), over row blocks of 32 MB."""
+    """``1/|x|`` per row in float64 (0 for a zero row), over row blocks of 32 MB.
+
+    Scale-free (:func:`latentatlas.linalg.row_norms`): a row whose sum of squares overflows or
+    underflows float64 keeps its true norm, so its cosine is not silently 0. A norm whose inverse
+    is not a float64 (above ~1.8e308) is refused."""
     out = np.empty(X.shape[0])
     step = max(1, (32 << 20) // max(1, X.shape[1] * 8))
     for s in range(0, X.shape[0], step):
-        xs = np.asarray(X[s : s + step], dtype=np.float64)
-        nrm = np.sqrt(np.einsum("ij,ij->i", xs, xs))
-        out[s : s + step] = np.divide(1.0, nrm, out=np.zeros_like(nrm), where=nrm > 0)
+        nrm = row_norms(np.asarray(X[s : s + step], dtype=np.float64))
+        if np.isinf(nrm).any():
+            raise ValueError(f"row {start + s + int(np.argmax(np.isinf(nrm)))}: its norm exceeds float64's range")
+        with np.errstate(over="ignore"):
+            out[s : s + step] = np.divide(1.0, nrm, out=np.zeros_like(nrm), where=nrm > 0)
+    if np.isinf(out).any():  # 1/|x| overflows for |x| below ~5.6e-309 (a subnormal row)
+        raise ValueError(f"row {start + int(np.argmax(np.isinf(out)))}: its norm is below float64's range")
     return out
 
 
@@ -290,7 +299,12 @@ class SpectralIndex(Estimator):
         ]  # fmt: skip
         if not parts:
             return np.zeros((0, k)), np.zeros((0, k), np.int64)
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        scores = np.concatenate([p[0] for p in parts])
+        bad = np.isnan(scores) | np.isposinf(scores)  # a query and an item whose dot product overflows
+        if bad.any():
+            q = int(np.argmax(bad.any(axis=1)))
+            raise ValueError(f"Q row {q}: its dot products with the items overflow float64 (rescale Q)")
+        return scores, np.concatenate([p[1] for p in parts])
 
     # --- persistence -----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:

@@ -226,8 +226,21 @@ def _sparse_energy(X: Any, L: Any) -> np.ndarray:
     out = np.empty(X.shape[0])
     for a in range(0, X.shape[0], _SPARSE_ENERGY_ROWS):
         B = X[a : a + _SPARSE_ENERGY_ROWS].astype(np.float64)
-        num = np.asarray((B @ Lm).multiply(B).sum(axis=1)).ravel()
-        den = np.asarray(B.multiply(B).sum(axis=1)).ravel()
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            num = np.asarray((B @ Lm).multiply(B).sum(axis=1)).ravel()
+            den = np.asarray(B.multiply(B).sum(axis=1)).ravel()
+        # a row whose sums overflow (or whose xᵀLx underflows) is computed again divided by its largest
+        # |value|: E is scale-free, and the seed's "0 where xᵀx <= 1e-9" is decided on the true xᵀx
+        redo = np.flatnonzero(
+            (~np.isfinite(num) | ~np.isfinite(den) | ((num != 0) & (np.abs(num) < np.finfo(np.float64).tiny)))
+            & ~(den <= 1e-9)
+        )
+        if redo.size:
+            Br = B[redo]
+            m = np.asarray(abs(Br).max(axis=1).todense()).ravel()
+            Bs = sp.diags(1.0 / m) @ Br
+            num[redo] = np.asarray((Bs @ Lm).multiply(Bs).sum(axis=1)).ravel()
+            den[redo] = np.asarray(Bs.multiply(Bs).sum(axis=1)).ravel()
         out[a : a + B.shape[0]] = np.divide(num, den, out=np.zeros_like(num), where=den > 1e-9)
     return out
 
@@ -236,15 +249,28 @@ def _energy_rows(L: tuple[np.ndarray, ...], threads: int | None, X: np.ndarray, 
     return kernels.rayleigh_energy(X, *L, threads=threads)
 
 
-def minmax(v: Any) -> np.ndarray:
-    """Min-max scale to [0, 1) exactly as the seed notebook does: ``(v - min) / (max - min + 1e-9)``."""
+def minmax(v: Any, name: str = "v") -> np.ndarray:
+    """Min-max scale to [0, 1) exactly as the seed notebook does: ``(v - min) / (max - min + 1e-9)``.
+
+    A NaN or infinity in ``v`` is refused (ValueError naming ``name``): its range is not a number,
+    and the quotient would silently turn every other value into 0. A finite ``v`` whose range
+    overflows float64 (values near ±1.8e308) is scaled on halved values: the same quotient.
+    """
     if is_dask_array(v):  # lazy: the two extremes are computed, the scaling stays row-wise
         lo, hi = chunked.compute(v.min(), v.max())
-        return (v.astype(np.float64) - lo) / (hi - lo + 1e-9)
+        return _minmax_with(v.astype(np.float64), float(lo), float(hi), name)
     v = np.asarray(v, dtype=np.float64)
     if v.size == 0:
-        raise ValueError("cannot min-max scale an empty array")
-    return (v - v.min()) / (v.max() - v.min() + 1e-9)
+        raise ValueError(f"cannot min-max scale an empty array ({name})")
+    return _minmax_with(v, float(v.min()), float(v.max()), name)
+
+
+def _minmax_with(v: Any, lo: float, hi: float, name: str) -> Any:
+    if not (np.isfinite(lo) and np.isfinite(hi)):  # a NaN anywhere makes min and max NaN
+        raise ValueError(f"{name} contains NaN or infinity: its min-max scaling is undefined")
+    if np.isinf(hi - lo):  # the range overflows: halve every term (exact), the quotient is unchanged
+        return (v * 0.5 - lo * 0.5) / (hi * 0.5 - lo * 0.5 + 0.5e-9)
+    return (v - lo) / (hi - lo + 1e-9)
 
 
 class SpectralEnergy(Estimator):

@@ -71,7 +71,7 @@ def register(sub: Any) -> None:
         "--alpha", type=float, default=0.5, help="blend weight of the vanilla score, in [0, 1] (default: %(default)s)"
     )
     p.add_argument(
-        "--k", type=int, default=8, help="neighbours per feature in the feature graph (default: %(default)s)"
+        "--k", type=int, default=None, help="feature-graph neighbours per feature (default: min(8, n_features - 1))"
     )
     p.add_argument(
         "--quantile", type=float, default=0.10, help="minima = bottom quantile of each score (default: %(default)s)"
@@ -84,7 +84,7 @@ def register(sub: Any) -> None:
         "latentatlas[minima]) or auto (exact up to 20,000 items) (default: %(default)s)",
     )
     p.add_argument(
-        "--n-neighbors", type=int, default=30, help="neighbours per item in the kNN graph (default: %(default)s)"
+        "--n-neighbors", type=int, default=None, help="kNN-graph neighbours per item (default: min(30, n_samples - 1))"
     )
     p.add_argument(
         "--clusters",

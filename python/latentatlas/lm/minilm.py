@@ -21,6 +21,7 @@ import numpy as np
 
 from .._io import atomic_write_bytes, package_file
 from .._optional import import_optional
+from .._progress import progress_bar
 from .._validate import check_int
 
 __all__ = ["MAX_LENGTH", "MODEL_NAME", "cache_dir", "embed_texts", "model_files"]
@@ -76,7 +77,7 @@ def embed_texts(
     texts : sequence of str (truncated at 256 word pieces, as sentence-transformers does)
     batch_size : texts per ONNX call (sorted by length first, so padding stays small)
     cache : reuse / store the result under :func:`cache_dir`
-    progress : tqdm progress bar
+    progress : a progress bar over the batches (:func:`latentatlas._progress.progress_bar`)
     threads : onnxruntime intra-op threads (default: its own choice)
     """
     if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
@@ -98,12 +99,10 @@ def embed_texts(
                 return arr
         except (OSError, ValueError):
             pass  # a corrupt cache entry is recomputed and overwritten
-    from tqdm.auto import tqdm
-
     order = np.argsort([len(t) for t in texts], kind="stable")
     out = np.empty((len(texts), 384), np.float32)
     names = {i.name for i in sess.get_inputs()}
-    for b0 in tqdm(range(0, len(texts), batch_size), disable=not progress, desc="embed", leave=False):
+    for b0 in progress_bar(range(0, len(texts), batch_size), "embed", progress):
         rows = order[b0 : b0 + batch_size]
         enc = tok.encode_batch([texts[i] for i in rows])
         ids = np.array([e.ids for e in enc], dtype=np.int64)

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._progress import progress_bar
 from .._validate import as_rng, check_choice, check_int
 from ..spectral import minmax
 from .kde import BinnedKDE, as_view, silverman_covariance
@@ -81,12 +82,11 @@ def basin_hopping_minima(
         Single-linkage merge distance for the end points.
     kde : {"auto", "exact", "binned"}
     progress : bool
-        A tqdm bar over the seeds.
+        A bar over the seeds (:func:`latentatlas._progress.progress_bar`).
     """
     from scipy.optimize import basinhopping
     from sklearn.cluster import AgglomerativeClustering
     from threadpoolctl import threadpool_limits
-    from tqdm.auto import tqdm
 
     X = as_view(X2d)
     check_choice(kde, "kde", ("auto", "exact", "binned"))
@@ -102,7 +102,7 @@ def basin_hopping_minima(
         ends = np.array(
             [
                 basinhopping(f, s, minimizer_kwargs=opts, niter=niter, T=T, stepsize=stepsize, seed=seed).x
-                for s in tqdm(seeds, desc="basin-hopping", disable=not progress, leave=False)
+                for s in progress_bar(seeds, "basin-hopping", progress)
             ]
         )
     if len(ends) == 1:

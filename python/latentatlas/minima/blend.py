@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from .._optional import import_optional, progress_bar
+from .._optional import import_optional
+from .._progress import progress_bar
 from .._validate import as_matrix, as_rng, check_choice, check_float, check_int, check_k
 from ..metrics import jaccard, jaccard_matrix, mean_over, pearson, purity, quantile_mask
 from ..spectral import feature_laplacian, minmax, rayleigh_energy
@@ -66,6 +67,9 @@ METHODS = (
 VANILLA = ("KDE", "DiffMaps", "BasinHop", "ToMATo")
 #: Fewest points ``compare`` accepts (diffusion maps and a 2-D KDE need a handful).
 MIN_POINTS = 10
+#: compare's default feature-graph neighbours and kNN-graph size (each capped to fit a small X).
+DEFAULT_K = 8
+DEFAULT_NEIGHBORS = 30
 #: Largest N for ``notebook_compat=True`` (dense N×N float64 kernel: 3.2 GB at this size).
 COMPAT_MAX_N = 20_000
 
@@ -204,7 +208,7 @@ def compare(
     labels: Any = None,
     *,
     alpha: float = 0.5,
-    k: int = 8,
+    k: int | None = None,
     quantile: float = 0.10,
     rng: Any = None,
     notebook_compat: bool = False,
@@ -212,7 +216,7 @@ def compare(
     n_seeds: int = 14,
     kde_method: str = "auto",
     diffusion_method: str = "auto",
-    n_neighbors: int = 30,
+    n_neighbors: int | None = None,
     knn: str = "auto",
     n_clusters: int | None = None,
     threads: int | None = None,
@@ -227,8 +231,9 @@ def compare(
         Ground truth; without it purity is omitted.
     alpha : float in [0, 1], default 0.5
         Blend weight of the vanilla score.
-    k : int, default 8
-        Neighbours per feature in the feature graph (spectral energy).
+    k : int, optional
+        Neighbours per feature in the feature graph (spectral energy); ``1 <= k < n_features``.
+        Default ``min(8, n_features - 1)``.
     quantile : float in (0, 1), default 0.10
         Every method's minima are the items whose score is at most this quantile.
     rng : numpy Generator, int or None
@@ -237,13 +242,14 @@ def compare(
     notebook_compat : bool, default False
         Reproduce the published table (module docstring: the two places the modes differ).
     progress : bool
-        tqdm progress over the steps.
+        A bar over the steps (:func:`latentatlas._progress.progress_bar`).
     n_seeds : int, default 14
         Basin-hopping starts.
     kde_method : {"auto", "exact", "binned"}
     diffusion_method : {"auto", "dense", "nystrom", "sparse"}
-    n_neighbors : int, default 30
-        Neighbours per item of the kNN graph (ToMATo; the sparse diffusion path).
+    n_neighbors : int, optional
+        Neighbours per item of the kNN graph (ToMATo; the sparse diffusion path); ``1 <= n_neighbors
+        < n_samples``. Default ``min(30, n_samples - 1)``.
     knn : {"auto", "exact", "approx"}
         How the kNN graph is built (:func:`latentatlas.minima.graph.knn_graph`); an approximate
         graph's sampled recall is in ``info["knn_recall"]``.
@@ -265,11 +271,15 @@ def compare(
         raise ValueError(f"X needs at least {MIN_POINTS} points (rows) to compare minima methods, got {n}")
     if f < 2:
         raise ValueError(f"X needs at least 2 feature columns, got shape {X.shape}")
+    if k is None:
+        k = min(DEFAULT_K, f - 1)  # defaults adapt to small inputs: every documented-valid X runs
     a, q, k = check_alpha(alpha), check_quantile(quantile), check_k(k, f, what="n_features")
     lab = _check_labels(labels, n)
     gen = as_rng(rng)
     kde_method, diffusion_method = _check_modes(notebook_compat, n, kde_method, diffusion_method)
     check_choice(knn, "knn", ("auto", "exact", "approx"))
+    if n_neighbors is None:
+        n_neighbors = min(DEFAULT_NEIGHBORS, n - 1)
     n_neighbors = check_int(n_neighbors, "n_neighbors", high=n, high_inclusive=False, what="n_samples")
     if n_clusters is not None:
         n_clusters = check_int(n_clusters, "n_clusters", low=1)
@@ -311,7 +321,7 @@ class _Steps:
         self.bar.close()
 
     def __call__(self, name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        self.bar.set_postfix_str(name)
+        self.bar.set_postfix_str(name, refresh=False)  # the next update redraws, within the bar's limits
         t = time.perf_counter()
         out = fn(*args, **kwargs)
         self.timings[name] = time.perf_counter() - t

@@ -50,8 +50,18 @@ def silverman_covariance(X2d: Any) -> np.ndarray:
     X2d = as_view(X2d)
     n, d = X2d.shape
     factor = (n * (d + 2) / 4.0) ** (-1.0 / (d + 4))
-    cov = np.atleast_2d(np.cov(X2d.T, bias=False))
-    if not np.all(np.isfinite(cov)) or np.linalg.det(cov) <= 0:
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        cov = np.atleast_2d(np.cov(X2d.T, bias=False))
+        det = np.linalg.det(cov)
+    # an overflowing or underflowing spread is not a degenerate one: say which it is
+    big = float(np.abs(X2d).max())
+    if not np.all(np.isfinite(cov)):
+        raise ValueError(f"X2d's covariance overflows float64 (largest |value| {big:.3g}): rescale X2d for a 2-D KDE")
+    sd = np.sqrt(np.diag(cov))
+    spread = np.ptp(X2d, axis=0) > 0
+    if np.any((sd == 0) & spread) or (np.all(sd > 0) and det <= 0 < np.linalg.det(cov / np.outer(sd, sd))):
+        raise ValueError(f"X2d's covariance underflows float64 (largest |value| {big:.3g}): rescale X2d for a 2-D KDE")
+    if det <= 0:
         raise ValueError("X2d is degenerate (its points lie on a line); a 2-D KDE needs a full-rank spread")
     return cov * factor**2
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .._progress import progress_bar
 from .._validate import as_matrix, as_rng, check_choice, check_finite, check_int, check_k
 from ..metrics import quantile_mask
 from .basin import basin_hopping_score
@@ -42,6 +43,8 @@ LAYER_METHODS = {"kde": "KDE", "diffusion": "DiffMaps", "basin": "BasinHop", "to
 MIN_ITEMS = 5
 #: Neighbours of the kNN graph (ToMATo) when ``n_neighbors`` is None: compare's default, capped at N - 1.
 DEFAULT_NEIGHBORS = 30
+#: Neighbours per feature of each layer's feature graph when ``k`` is None: compare's default, capped at min(d_l) - 1.
+DEFAULT_K = 8
 
 
 @dataclass
@@ -199,7 +202,7 @@ def minima_across_layers(
     *,
     method: str = "kde",
     alpha: float = 0.5,
-    k: int = 8,
+    k: int | None = None,
     quantile: float = 0.10,
     layers: Sequence[Any] | None = None,
     items: Sequence[Any] | None = None,
@@ -223,8 +226,9 @@ def minima_across_layers(
         PCA-2D view, diffusion maps, basin-hopping on the view, ToMATo on the kNN graph.
     alpha : float in [0, 1], default 0.5
         Blend weight of the vanilla score (0 = the spectral energy alone).
-    k : int, default 8
-        Neighbours per feature of each layer's feature graph; ``1 <= k < min(d_l)``.
+    k : int, optional
+        Neighbours per feature of each layer's feature graph; ``1 <= k < min(d_l)``. Default
+        ``min(8, min(d_l) - 1)``.
     quantile : float in (0, 1), default 0.10
         Each layer's minima are the items whose blended score is at most this quantile.
     layers, items : sequences of labels, optional
@@ -239,7 +243,7 @@ def minima_across_layers(
     threads : int, optional
         Threads for the Rust kernels; the result does not depend on it.
     progress : bool, default False
-        A tqdm bar over the layers.
+        A bar over the layers (:func:`latentatlas._progress.progress_bar`).
     basin_kwargs : mapping, optional
         Extra keywords for :func:`latentatlas.minima.basin_hopping_score`.
 
@@ -247,14 +251,15 @@ def minima_across_layers(
     -------
     LayerMinima
     """
-    from tqdm.auto import tqdm
-
     mats = _as_stack(stack)
     n_layers, n = len(mats), mats[0].shape[0]
     check_choice(method, "method", tuple(LAYER_METHODS))
     a = check_alpha(alpha)
     q = check_quantile(quantile)
-    k = check_k(k, min(X.shape[1] for X in mats), what="the narrowest layer's width")
+    narrowest = min(X.shape[1] for X in mats)
+    if k is None:
+        k = min(DEFAULT_K, narrowest - 1)  # defaults adapt to small inputs: every documented-valid stack runs
+    k = check_k(k, narrowest, what="the narrowest layer's width")
     if n_neighbors is None:
         n_neighbors = min(DEFAULT_NEIGHBORS, n - 1)
     n_neighbors = check_int(n_neighbors, "n_neighbors", high=n, high_inclusive=False, what="n_items")
@@ -266,7 +271,7 @@ def minima_across_layers(
 
     energy = np.empty((n_layers, n))
     vanilla = np.empty((n_layers, n))
-    for i, X in enumerate(tqdm(mats, desc="minima across layers", disable=not progress, leave=False)):
+    for i, X in enumerate(progress_bar(mats, "minima across layers", progress)):
         try:
             energy[i], vanilla[i] = _layer_scores(X, method, k, n_neighbors, n_clusters, gen, threads, basin_kwargs)
         except ValueError as e:  # e.g. a layer whose rows all coincide: say which layer

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .._optional import import_optional, is_torch_tensor
+from .._progress import progress_bar
 from .._validate import check_int, check_threads
 from ..linalg import (
     EPS,
@@ -45,6 +46,7 @@ from ..linalg import (
     finite,
     gram_pca,
     pca_from_gram,
+    row_norms,
     row_scale,
 )
 from ..spectral import feature_laplacian, rayleigh_energy
@@ -188,12 +190,10 @@ def scree_layers(num_layers: int, layers: Sequence[int] | None = None) -> list[i
 
 
 def progress_iter(it: Iterable[Any], progress: bool, desc: str, total: int | None = None) -> Iterable[Any]:
-    """``it`` wrapped in a tqdm bar when ``progress`` (quiet off a terminal), else ``it`` itself."""
+    """``it`` wrapped in the package's progress bar when ``progress``, else ``it`` itself."""
     if not progress:
         return it
-    from tqdm.auto import tqdm
-
-    return tqdm(it, desc=desc, total=total, leave=False)
+    return progress_bar(it, desc, total=total)
 
 
 # ------------------------------------------------------------------------------------- loaders
@@ -308,8 +308,10 @@ def load_analysis_dataset(
 
 
 def _l2_normalize(x: np.ndarray) -> np.ndarray:
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64)).astype(x.dtype)
-    return x / np.maximum(norms, EPS)[:, None]
+    norms = np.maximum(row_norms(x), EPS)  # no overflow: a huge row is not made zero (below EPS: a zero row)
+    if np.isfinite(norms.astype(x.dtype)).all():
+        return x / norms.astype(x.dtype)[:, None]
+    return (x / norms[:, None]).astype(x.dtype)  # a float32 row whose norm exceeds float32's range
 
 
 def prepare_cluster_samples(samples: Any, *, center: bool = True, normalize: bool = True) -> np.ndarray:

@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import datasets
 from .._io import atomic_write_text
+from .._progress import progress_bar
 from .._validate import check_int
 from ..lm.backends import ChatBackend, GGUFBackend, check_mask_strategy, check_max_new_tokens
 from ..lm.gguf import default_gguf_path
@@ -148,7 +149,7 @@ def extract_persona_vectors(
     skip_existing : bool
         Keep personas already saved in ``variant`` (resume an interrupted run).
     progress : bool
-        tqdm bar over personas.
+        A bar over personas (:func:`latentatlas._progress.progress_bar`).
 
     Returns
     -------
@@ -179,10 +180,8 @@ def extract_persona_vectors(
         if mpath.is_file():
             done = set(json.loads(mpath.read_text())["personas"])
 
-    from tqdm.auto import tqdm
-
     ids_out, vecs, answers = [], [], {}
-    for pi, p in enumerate(tqdm(plist, desc=f"persona vectors ({mask_strategy})", disable=not progress)):
+    for pi, p in enumerate(progress_bar(plist, f"persona vectors ({mask_strategy})", progress, leave=True)):
         if p["id"] in done:
             ids_out.append(p["id"])
             vecs.append(np.asarray(store.load_numpy(variant, p["id"])))

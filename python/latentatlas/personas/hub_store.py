@@ -105,7 +105,7 @@ def export_parquet(
 
 def _nested_to_numpy(col: Any, path: Path) -> np.ndarray:
     """A list<list<float>> (or fixed-size list) column as a float32 (n, num_layers, hidden) array."""
-    import pyarrow.compute as pc
+    pc = import_optional("pyarrow.compute", feature="reading persona-vector parquet")
 
     n = len(col)
     try:

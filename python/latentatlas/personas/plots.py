@@ -28,6 +28,7 @@ from .._io import safe_name
 from .._optional import to_numpy
 from .._plotting import PALETTE, TEMPLATE, WEBGL_MIN_POINTS
 from .._validate import check_int
+from ..linalg import row_norms
 from ..spectral import minmax
 from . import analysis as _analysis
 from .analysis import LINKAGES, as_layered_samples, validate_layers
@@ -810,9 +811,12 @@ def _row_cosines(short: Any, long: Any, name: str) -> list[float]:
     b = np.asarray(to_numpy(long), dtype=np.float64)
     if a.ndim != 2 or a.shape != b.shape:
         raise ValueError(f"trace {name!r}: short and long must both have shape (num_layers, hidden_size)")
-    na = np.maximum(np.linalg.norm(a, axis=1), 1e-8)
-    nb = np.maximum(np.linalg.norm(b, axis=1), 1e-8)
-    return ((a * b).sum(axis=1) / (na * nb)).tolist()
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError(f"trace {name!r}: short and long must be finite (a NaN or infinity has no cosine)")
+    # scale-free: norms without overflow, each row divided by its norm before the product
+    na = np.maximum(row_norms(a), 1e-8)
+    nb = np.maximum(row_norms(b), 1e-8)
+    return ((a / na[:, None]) * (b / nb[:, None])).sum(axis=1).tolist()
 
 
 def plot_layer_similarity(

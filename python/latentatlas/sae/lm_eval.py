@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .._optional import progress_bar
+from .._progress import progress_bar
 from .._validate import check_float, check_int
 
 __all__ = [

@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import chunked, kernels
 from .._optional import import_optional, is_dask_array
+from .._progress import progress_bar
 from .._validate import as_matrix, check_finite, check_int, check_threads
 from . import formats
 from . import train as _train
@@ -481,8 +482,6 @@ class TopKSAE:
         ``.npy`` files appear (renamed into place) only once complete. Returns them memory-mapped,
         read-only: values ``(N, k)`` in the model's dtype, indices ``(N, k)`` int64.
         """
-        from tqdm.auto import tqdm
-
         from .._io import atomic_write_text
 
         R = self._rows(X)
@@ -516,7 +515,7 @@ class TopKSAE:
             for key, p in names.items()
         }
         fn = functools.partial(_encode_rows, self._weights(self.subtract_decoder_bias), k, check_threads(threads))
-        bar = tqdm(total=n, initial=done, disable=not progress, desc="sae encode", unit="rows", unit_scale=True)
+        bar = progress_bar(n, "sae encode", progress, initial=done, unit="rows", unit_scale=True, leave=True)
         try:
             for a in range(done, n, block_rows):
                 b = min(a + block_rows, n)

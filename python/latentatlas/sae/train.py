@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import chunked, kernels, reference
-from .._optional import progress_bar
+from .._progress import progress_bar
 from .._validate import check_choice, check_finite, check_float, check_int, check_threads
 
 if TYPE_CHECKING:
@@ -555,8 +555,6 @@ def fit_stream(
     ``step`` passes the loss options (``neighbors``, ``kl``, ``auxk``, …) to :func:`partial_fit`.
     Progress shows rows/s. A one-shot iterator of chunks allows one epoch.
     """
-    from tqdm.auto import tqdm
-
     epochs = check_int(epochs, "epochs")
     batch_size = check_int(batch_size, "batch_size")
     check_choice(schedule, "schedule", ("cosine", "constant"))
@@ -564,7 +562,7 @@ def fit_stream(
     if epochs > 1 and not X.reiterable:
         raise ValueError("X is a one-shot iterator of chunks: it allows epochs=1 (pass a list, memmap or Dask array)")
     total = epochs * X.shape[0] if X.rows_known else None
-    bar = tqdm(total=total, disable=not progress, desc="sae fit (stream)", unit="rows", unit_scale=True, leave=False)
+    bar = progress_bar(total, "sae fit (stream)", progress, unit="rows", unit_scale=True)
     try:
         for epoch in range(epochs):
             lr_e = _lr_at(epoch, epochs, lr, schedule)
