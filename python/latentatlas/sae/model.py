@@ -331,7 +331,7 @@ class TopKSAE:
         sub = self.subtract_decoder_bias if subtract_decoder_bias is None else subtract_decoder_bias
         R = self._rows(X)
         if not R.whole:  # row blocks; a Dask X gives lazy (values, indices) with X's row chunks
-            fn = functools.partial(_encode_rows, self._weights(sub), k, check_threads(threads))
+            fn = functools.partial(_encode_rows, self._weights(sub)[:3], k, check_threads(threads))  # no decoder
             return R.map(fn, [((k,), self.dtype), ((k,), np.int64)])
         X = R.data.astype(self.dtype, copy=False)
         if X.shape[0] == 0:
@@ -514,7 +514,7 @@ class TopKSAE:
             key: np.lib.format.open_memmap(p + ".partial", mode=mode, dtype=dtypes[key], shape=(n, k))
             for key, p in names.items()
         }
-        fn = functools.partial(_encode_rows, self._weights(self.subtract_decoder_bias), k, check_threads(threads))
+        fn = functools.partial(_encode_rows, self._weights(self.subtract_decoder_bias)[:3], k, check_threads(threads))
         bar = progress_bar(n, "sae encode", progress, initial=done, unit="rows", unit_scale=True, leave=True)
         try:
             for a in range(done, n, block_rows):
@@ -574,7 +574,7 @@ class TopKSAE:
 
 # -- row-block functions of the chunked paths (module level: Dask ships them to workers) -------------
 def _encode_rows(w: tuple[Any, ...], k: int, threads: int | None, X: np.ndarray, start: int) -> Any:
-    W_enc, b_enc, b_dec_in, _, _ = w
+    W_enc, b_enc, b_dec_in = w[:3]
     X = X.astype(W_enc.dtype, copy=False)
     if X.shape[0] == 0:
         return np.zeros((0, k), W_enc.dtype), np.zeros((0, k), np.int64)
