@@ -231,7 +231,7 @@ def dask_scale(path: Path, rows: int, enc_rows: int, n_latents: int, k: int) -> 
     X = make_memmap(path, rows, seed=2)
     step = 131_072
 
-    def as_dask(n: int):
+    def as_dask(n: int, step: int = step):
         parts = [
             da.from_delayed(
                 dask.delayed(_load_rows)(str(path), a, min(a + step, n)), (min(a + step, n) - a, F), np.float32
@@ -254,7 +254,8 @@ def dask_scale(path: Path, rows: int, enc_rows: int, n_latents: int, k: int) -> 
         ):
             _gram(as_dask(step))  # warm the workers
             t_g = timed(_gram, as_dask(rows))[1]
-            v, i = sae.encode(as_dask(enc_rows))
+            # eight blocks: two workers need more than one block to share (one block = one task)
+            v, i = sae.encode(as_dask(enc_rows, max(1, -(-enc_rows // 8))))
             t_e = timed(dask.compute, v.sum(), i.sum())[1]
             res[workers] = (t_g, t_e)
     (g1, e1), (g2, e2) = res[1], res[2]
