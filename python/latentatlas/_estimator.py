@@ -10,6 +10,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from ._display import fmt, html_card
+
 __all__ = ["Estimator"]
 
 
@@ -53,4 +55,14 @@ class Estimator:
             for k, v in self.get_params(deep=False).items()
             if defaults.get(k) is not v and defaults.get(k) != v
         ]
-        return f"{type(self).__name__}({', '.join(changed)})"
+        head = f"{type(self).__name__}({', '.join(changed)})"
+        facts = self._fitted_facts()
+        return head if not facts else head + " fitted: " + ", ".join(f"{k} {fmt(v)}" for k, v in facts.items())
+
+    def _fitted_facts(self) -> dict[str, Any]:
+        """What a fitted estimator learnt, for its reprs (empty before ``fit``); estimators override it."""
+        return {}
+
+    def _repr_html_(self) -> str:
+        facts = {f"{k} (param)": v for k, v in self.get_params(deep=False).items()} | self._fitted_facts()
+        return html_card(f"{type(self).__name__}" + ("" if self._fitted_facts() else " (not fitted)"), facts)

@@ -195,6 +195,19 @@ class SpectralIndex(Estimator):
         if not hasattr(self, "items_"):
             raise RuntimeError("this SpectralIndex is not fitted yet; call fit(X) or SpectralIndex.load(path)")
 
+    def _fitted_facts(self) -> dict[str, Any]:
+        if not hasattr(self, "items_"):
+            return {}
+        lam = self._lambdas
+        return {
+            "items": self.n_items_,
+            "features": self.n_features_in_,
+            "storage": self._items.kind,
+            "λ min": float(lam.min()) if len(lam) else None,
+            "λ median": float(np.median(lam)) if len(lam) else None,
+            "λ max": float(lam.max()) if len(lam) else None,
+        }
+
     # --- λ ---------------------------------------------------------------------------------------
     def lambdas(self) -> np.ndarray:
         """λ of every item (n_items,), min-max scaled over the index to [0, 1]."""

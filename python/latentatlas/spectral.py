@@ -324,6 +324,22 @@ class SpectralEnergy(Estimator):
         if not hasattr(self, "laplacian_"):
             raise RuntimeError("this SpectralEnergy is not fitted yet; call fit(X) first")
 
+    def _fitted_facts(self) -> dict[str, Any]:
+        if not hasattr(self, "laplacian_"):
+            return {}
+        facts: dict[str, Any] = {
+            "rows": self._X_fit.shape[0] if self._X_fit.rows_known else "streamed",
+            "features": self.n_features_in_,
+            "graph edges": int(self.graph_.nnz // 2),
+            "input": self._X_fit.kind,
+        }
+        e = self._energy_fit
+        if e is not None and not self._X_fit.lazy and len(e):
+            facts.update(
+                {"energy min": float(e.min()), "energy median": float(np.median(e)), "energy max": float(e.max())}
+            )
+        return facts
+
     def energy(self, X: Any = None) -> np.ndarray:
         """Raw Rayleigh energies (n_samples,) of X, or of the fitted data when X is None."""
         self._check_fitted()

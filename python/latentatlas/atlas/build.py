@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .._display import fmt, html_card
 from .._validate import as_matrix, check_int
 from ..minima.blend import METHODS, MinimaComparison
 from ..minima.report import minima_sections
@@ -61,6 +62,29 @@ class Atlas:
     def table(self) -> str:
         """The minima comparison as a Markdown table."""
         return self.comparison.table()
+
+    def _facts(self) -> dict[str, Any]:
+        facts: dict[str, Any] = {
+            "file": str(self.path),
+            "items": len(self.comparison.energy),
+            "row cards": len(self.rows),
+        }
+        if self.latents is not None:
+            facts["latent cards"] = len(self.latents)
+        if self.sae_health is not None:
+            facts.update(
+                {f"SAE {k}": self.sae_health[k] for k in ("fve", "l0", "dead_fraction") if k in self.sae_health}
+            )
+        if self.store is not None:
+            facts["persona store"] = ", ".join(f"{k} {v}" for k, v in self.store.items())
+        return facts
+
+    def __repr__(self) -> str:
+        return "Atlas(" + ", ".join(f"{k}={fmt(v)}" for k, v in self._facts().items()) + ")"
+
+    def _repr_html_(self) -> str:
+        link = f"<p><a href='{html.escape(self.path.as_uri())}' target='_blank'>open the atlas</a></p>"
+        return html_card("latentatlas atlas", self._facts()) + link
 
 
 def top_latents(codes: sp.csr_matrix, m: int) -> tuple[np.ndarray, np.ndarray]:

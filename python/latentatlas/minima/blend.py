@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .._display import fmt, html_card
 from .._optional import import_optional
 from .._progress import progress_bar
 from .._validate import as_matrix, as_rng, check_choice, check_float, check_int, check_k
@@ -190,6 +191,23 @@ class MinimaComparison:
         """``rows`` as a pandas DataFrame indexed by method (pandas is imported only here)."""
         pd = import_optional("pandas", feature="MinimaComparison.to_frame()")
         return pd.DataFrame(self.rows).set_index("method")
+
+    def __repr__(self) -> str:
+        best = max(self.rows, key=lambda r: r.get("purity", -1.0)) if self.labels is not None else None
+        what = f", best purity {best['method']} {best['purity']:.3f}" if best else ""
+        return (
+            f"MinimaComparison({len(self.energy):,} items, {len(self.rows)} methods, alpha={self.alpha}, "
+            f"quantile={self.quantile}{what})"
+        )
+
+    def _repr_html_(self) -> str:
+        facts = {
+            "items": len(self.energy), "alpha": self.alpha, "quantile": self.quantile,
+            "kNN graph": f"{self.info.get('knn_method')} (recall {fmt(self.info.get('knn_recall'))})",
+            "seconds": sum(self.info.get("timings", {}).values()),
+        }  # fmt: skip
+        cols = ["method", *(["purity"] if self.labels is not None else []), "jaccard", "mean_energy"]
+        return html_card(repr(self), facts, self.rows, cols)
 
     def table(self) -> str:
         """The comparison as a Markdown table (the notebook's printed precision)."""

@@ -15,12 +15,13 @@ from .control import amplification_grid, amplify, latent_counts, pseudo_relevanc
 from .features import FeatureCluster, FeatureClusters, feature_clusters, latent_graph
 from .interpret import LatentExplainer, TfidfKeywords, explain_latent, frequency_regions
 from .io import load, save
-from .model import SparseCodes, TopKSAE
+from .model import Health, SparseCodes, TopKSAE
 from .retrieval import dense_search, evaluate, latent_search, retrieval_report
 from .threshold import ThresholdSAE
 from .train import fit, loss_and_grads
 
 __all__ = [
+    "Health",
     "FeatureCluster",
     "FeatureClusters",
     "LatentExplainer",

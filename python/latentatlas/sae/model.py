@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import chunked, kernels
+from .._display import fmt, html_card
 from .._optional import import_optional, is_dask_array
 from .._progress import progress_bar
 from .._validate import as_matrix, check_finite, check_int, check_threads
@@ -25,7 +26,7 @@ from . import train as _train
 if TYPE_CHECKING:
     import scipy.sparse as sp
 
-__all__ = ["PARAMS", "Codes", "SparseCodes", "TopKSAE", "check_codes", "csr_decode", "latent_frequencies"]
+__all__ = ["PARAMS", "Codes", "Health", "SparseCodes", "TopKSAE", "check_codes", "csr_decode", "latent_frequencies"]
 
 #: The model's parameters, in the order of :meth:`TopKSAE.from_arrays`.
 PARAMS = ("W_enc", "b_enc", "W_dec", "b_dec")
@@ -35,6 +36,24 @@ Codes = tuple[np.ndarray, np.ndarray]
 
 #: Rows decoded per call of the kernel in :func:`csr_decode` (bounds the padded code).
 _CSR_DECODE_ROWS = 4096
+
+
+class Health(dict[str, Any]):
+    """An SAE's health on some rows (a dict: ``mse``, ``fve``, ``l0``, ``dead_fraction``, ``frequencies``)
+    that prints as a short summary, and as a table in a notebook."""
+
+    def _summary(self) -> dict[str, Any]:
+        f = np.asarray(self["frequencies"])
+        return {
+            "fve": self["fve"], "mse": self["mse"], "l0": self["l0"], "dead fraction": self["dead_fraction"],
+            "latents": f.size, "densest latent fires on": float(f.max()) if f.size else 0.0,
+        }  # fmt: skip
+
+    def __repr__(self) -> str:
+        return "Health(" + ", ".join(f"{k}={fmt(v)}" for k, v in self._summary().items()) + ")"
+
+    def _repr_html_(self) -> str:
+        return html_card("SAE health", self._summary())
 
 
 class SparseCodes(tuple[np.ndarray, np.ndarray]):
@@ -394,7 +413,7 @@ class TopKSAE:
         """Fraction of the rows of X on which each latent is active (value > 0), ``(n_latents,)``."""
         return latent_frequencies(self.encode(X, threads=threads), self.n_latents)
 
-    def health(self, X: Any, *, threads: int | None = None) -> dict[str, Any]:
+    def health(self, X: Any, *, threads: int | None = None) -> Health:
         """Usual SAE health metrics on X.
 
         Returns
@@ -409,19 +428,18 @@ class TopKSAE:
         total, count = X.tree_sum(_health_mean_rows)
         n = int(count[0])
         if n == 0:
-            return {"mse": 0.0, "fve": float("nan"), "l0": 0.0, "dead_fraction": 1.0,
-                    "frequencies": np.zeros(self.n_latents)}  # fmt: skip
+            return Health(mse=0.0, fve=float("nan"), l0=0.0, dead_fraction=1.0, frequencies=np.zeros(self.n_latents))
         fn = functools.partial(_health_rows, self._weights(self.subtract_decoder_bias), self.k, threads, total / n)
         sse_cols, var_cols, active, counts = X.tree_sum(fn)
         sse, var = float(sse_cols.sum()), float(var_cols.sum())
         freq = counts / n
-        return {
-            "mse": sse / (n * self.d_in),
-            "fve": 1.0 - sse / var if var > 0 else float("nan"),
-            "l0": float(active[0]) / n,
-            "dead_fraction": float((freq == 0).mean()),
-            "frequencies": freq,
-        }
+        return Health(
+            mse=sse / (n * self.d_in),
+            fve=1.0 - sse / var if var > 0 else float("nan"),
+            l0=float(active[0]) / n,
+            dead_fraction=float((freq == 0).mean()),
+            frequencies=freq,
+        )
 
     # -- training and files ------------------------------------------------------------------
     def fit(

@@ -190,6 +190,12 @@ class RetrievalReport:
         lines += ["| " + " | ".join(self._fmt(r, c) for c in cols) + " |" for r in self.rows]
         return "\n".join(lines)
 
+    def __repr__(self) -> str:
+        return self.to_markdown()
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
     def to_html(self) -> str:
         cols = self._cols()
         head = "".join(f"<th>{html.escape(c.upper() if c != 'method' else '')}</th>" for c in cols)

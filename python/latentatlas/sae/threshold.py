@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from .. import kernels
 from .._validate import as_matrix, check_choice, check_finite, check_threads
 from . import formats
-from .model import TopKSAE, csr_decode
+from .model import Health, TopKSAE, csr_decode
 
 __all__ = ["ARCHITECTURES", "ThresholdSAE"]
 
@@ -159,7 +159,7 @@ class ThresholdSAE:
         """decode(encode(X)), ``(N, d_in)``."""
         return self.decode(self.encode(X, threads=threads), threads=threads)
 
-    def health(self, X: Any, *, threads: int | None = None) -> dict[str, Any]:
+    def health(self, X: Any, *, threads: int | None = None) -> Health:
         """``mse``, ``fve``, ``l0``, ``dead_fraction``, ``frequencies`` on X (as :meth:`TopKSAE.health`)."""
         X = self.check_input(X)
         H = self.encode(X, threads=threads)
@@ -169,13 +169,13 @@ class ThresholdSAE:
         Xc = X.astype(np.float64) - X.mean(axis=0, dtype=np.float64)
         var = float(np.einsum("ij,ij->", Xc, Xc))
         freq = np.bincount(H.indices, minlength=self.n_latents) / max(X.shape[0], 1)
-        return {
-            "mse": sse / max(X.size, 1),
-            "fve": 1.0 - sse / var if var > 0 else float("nan"),
-            "l0": H.nnz / max(X.shape[0], 1),
-            "dead_fraction": float((freq == 0).mean()),
-            "frequencies": freq,
-        }
+        return Health(
+            mse=sse / max(X.size, 1),
+            fve=1.0 - sse / var if var > 0 else float("nan"),
+            l0=H.nnz / max(X.shape[0], 1),
+            dead_fraction=float((freq == 0).mean()),
+            frequencies=freq,
+        )
 
     @classmethod
     def from_file(cls, f: formats.SAEFile) -> ThresholdSAE:
