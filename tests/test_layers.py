@@ -36,6 +36,7 @@ GROUND = {
     "_io",
     "_optional",
     "_progress",
+    "_display",
     "_estimator",
     "_plotting",
     "chunked",

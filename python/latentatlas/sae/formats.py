@@ -468,6 +468,11 @@ def read(path: str | os.PathLike[str], *, hookpoint: str | None = None) -> SAEFi
         return _load_own(path, cfg_file, cfg)
     if (path / "sae_weights.safetensors").is_file():
         return _load_saelens(path, cfg, cfg_file)
+    return _load_sae_safetensors(path, cfg, cfg_file)
+
+
+def _load_sae_safetensors(path: Path, cfg: dict[str, Any], cfg_file: Path) -> SAEFile:
+    """``cfg.json`` + ``sae.safetensors``: embedding-scope (torch Linear layouts) or EleutherAI sparsify."""
     file = path / "sae.safetensors"
     if not file.is_file():
         raise FileNotFoundError(f"{file}: missing weights (expected sae.safetensors or sae_weights.safetensors)")
