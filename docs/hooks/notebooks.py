@@ -1,8 +1,9 @@
 """Execute the example notebooks (``examples/*.ipynb``) with nbclient; the docs render the executed copies.
 
 The notebooks are committed without outputs. ``execute`` runs one in the ``latentatlas`` kernel (the
-project's ``.venv``, registered by ``make docs``; ``python3`` when that kernel is not registered), in the
-``examples/`` folder, and writes the executed copy to ``build/docs/examples/<name>.ipynb``. A cell that
+project's ``.venv``, registered by ``make docs``; ``python3`` when that kernel is not registered), in an
+empty working folder of its own (``build/docs/work/<name>/``: what a notebook writes stays out of the
+checkout), and writes the executed copy to ``build/docs/examples/<name>.ipynb``. A cell that
 raises fails the run (``CellExecutionError`` names the notebook and the cell).
 
 An executed copy is reused while nothing it depends on changed: its metadata records a hash of the
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -70,12 +72,15 @@ def execute(path: Path, *, fresh: bool | None = None) -> tuple[Path, float]:
         if done.metadata.get(KEY) == key:
             return out, 0.0
     nb = nbformat.read(path, as_version=4)
+    work = OUT / "work" / path.stem
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
     t = time.perf_counter()
     client = NotebookClient(
         nb,
         timeout=TIMEOUT_S,
         kernel_name=_kernel_name(),
-        resources={"metadata": {"path": str(EXAMPLES)}},
+        resources={"metadata": {"path": str(work)}},
         extra_arguments=["--IPKernelApp.log_level=ERROR"],  # not ipykernel's notice about TCP on localhost
     )
     client.execute()
