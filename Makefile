@@ -143,5 +143,13 @@ bench: build data peers
 	.peers/interop/bin/python benches/bench_peers_torch.py
 	mkdir -p docs/data/bench && cp benches/results/*.json docs/data/bench/   # the docs' benchmarks page reads them
 
+# Issue 25's speed table (fit + energies, energies, Gram rate, minima.compare 300k, Dask 1 vs 2 workers) on
+# each SIMD path this CPU has, as JSON (benches/results/targets.json) for the docs' benchmarks page.
+# Minutes; run it on a quiet machine.
+.PHONY: bench-targets
+bench-targets: build data
+	$(PY) benches/bench_targets.py --dir $(or $(BENCH_DIR),/tmp/la-bench)
+	mkdir -p docs/data/bench && cp benches/results/targets.json docs/data/bench/
+
 clean:
 	rm -rf $(VENV) target $(OUT)
