@@ -64,8 +64,9 @@ py-lint: build
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest latentatlas._core
 
+# tests/test_docs.py and tests/test_notebooks.py run in docs-test (which installs the docs extra first).
 py-test: build data browser peers
-	$(PY) -m pytest tests -q --ignore=tests/interop
+	$(PY) -m pytest tests -q --ignore=tests/interop --ignore=tests/test_docs.py --ignore=tests/test_notebooks.py
 
 # The numeric tests again on the other paths a CPU of this kind may take: our Rust kernels on their AVX2
 # path (LATENTATLAS_SIMD=avx2) and OpenBLAS on its Haswell kernels (OPENBLAS_CORETYPE=Haswell), what an
