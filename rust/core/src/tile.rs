@@ -127,15 +127,16 @@ mod packed {
     const MR: usize = 8;
     const NR: usize = 32;
 
-    /// Whether the packed path can take `v`: f32, unit column stride, non-negative row stride, AVX-512F.
+    /// Whether the packed path can take `v`: f32, unit column stride, non-negative row stride, and the
+    /// process's SIMD path is AVX-512 (so `LATENTATLAS_SIMD=avx2` turns it off, like every dispatched
+    /// kernel; the path is only ever AVX-512 on a CPU that has AVX-512F).
     pub(super) fn applies<T: Real>(v: &ArrayView2<T>) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
             std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
                 && (v.ncols() <= 1 || v.strides()[1] == 1)
                 && v.strides()[0] >= 0
-                && *HAS.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
+                && crate::simd::simd_path() == crate::simd::SimdPath::Avx512
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
