@@ -53,3 +53,28 @@ def test_notebook_runs(path: Path):
     assert nb.metadata[notebooks.KEY] == notebooks.inputs_hash(path)
     shown = sum(bool(c.get("outputs")) for c in nb.cells if c.cell_type == "code")
     assert shown >= 3, f"{path.name}: only {shown} cells show something"
+
+
+def test_progress_bars_are_widgets_in_a_real_kernel():
+    """In a Jupyter kernel a progress bar is a widget (tqdm.auto with ipywidgets), not text on stderr, and
+    ``progress=False`` shows nothing. (Off a terminal, through a pipe, bars stay quiet: tests/test_progress.py.)"""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient", reason="the docs extra is not installed (make docs)")
+    pytest.importorskip("ipywidgets", reason="the docs extra is not installed (make docs)")
+    cells = [
+        "from latentatlas._progress import progress_bar\nfor _ in progress_bar(range(50), 'steps'):\n    pass",
+        "import numpy as np\nfrom latentatlas.sae import TopKSAE\n"
+        "X = np.random.default_rng(0).standard_normal((600, 16)).astype(np.float32)\n"
+        "_ = TopKSAE(16, 32, 4, seed=0).fit(X, epochs=2)",
+        "_ = TopKSAE(16, 32, 4, seed=0).fit(X, epochs=2, progress=False)",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    client = nbclient.NotebookClient(
+        nb, timeout=120, kernel_name=notebooks._kernel_name(), extra_arguments=["--IPKernelApp.log_level=ERROR"]
+    )
+    client.execute()
+    widget = "application/vnd.jupyter.widget-view+json"
+    for cell in nb.cells[:2]:
+        assert any(widget in o.get("data", {}) for o in cell.outputs), cell.outputs
+        assert not any(o.output_type == "stream" and "|" in o.get("text", "") for o in cell.outputs), cell.outputs
+    assert nb.cells[2].outputs == []
