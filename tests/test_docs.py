@@ -242,6 +242,7 @@ def test_generated_pages_are_there(site: Path):
         page = site / "examples" / nb.stem / "index.html"
         assert page.exists(), f"{nb.name} is not rendered"
         assert (page.parent / nb.name).exists(), f"{nb.name} is not offered for download"
+        assert f'href="{nb.name}" download' in page.read_text(encoding="utf-8"), f"{nb.name}: no download link"
 
 
 SHOTS = Path(os.environ.get("LATENTATLAS_DOCS_SHOTS", "/tmp/docs-shots"))

@@ -173,10 +173,17 @@ def _walk(parser: argparse.ArgumentParser, path: list[str]):
 
 
 def render_cli() -> str:
-    os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal: fix it so the page is stable
     from latentatlas.cli import build_parser
 
-    parser = build_parser()
+    columns = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal's width: fix it so the page is stable
+    try:
+        helps = [(path, sub.format_help().rstrip()) for path, sub in _walk(build_parser(), ["latentatlas"])]
+    finally:
+        if columns is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = columns
     lines = [
         "# CLI reference",
         "",
@@ -185,8 +192,6 @@ def render_cli() -> str:
         "(a missing sub-command prints the help with exit status 2).",
         "",
     ]
-    for path, sub in _walk(parser, ["latentatlas"]):
-        title = " ".join(path)
-        depth = min(len(path) + 0, 4)
-        lines += [f"{'#' * depth} `{title}`", "", "```text", sub.format_help().rstrip(), "```", ""]
+    for path, text in helps:
+        lines += [f"{'#' * min(len(path) + 1, 4)} `{' '.join(path)}`", "", "```text", text, "```", ""]
     return "\n".join(lines)

@@ -82,3 +82,16 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
     if page.file.src_uri == "benchmarks/index.md":
         return bench.render(Path(config["docs_dir"]) / "data" / "bench")
     return markdown
+
+
+def on_page_content(html: str, page, config, files) -> str:
+    """Each notebook page starts with a link to its executed .ipynb (mkdocs-jupyter copies it beside the page)."""
+    uri = page.file.src_uri
+    if uri.startswith("examples/") and uri.endswith(".ipynb"):
+        name = Path(uri).name
+        link = (
+            f'<p class="la-download"><a href="{name}" download>Download this notebook</a> '
+            f"(executed, with its outputs; <code>examples/{name}</code> in the repository, without them)</p>"
+        )
+        return link + html
+    return html
