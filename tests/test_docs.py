@@ -21,6 +21,7 @@ import importlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -214,6 +215,44 @@ def site(tmp_path_factory) -> Path:
     )
     assert r.returncode == 0, f"mkdocs build --strict failed:\n{r.stdout[-3000:]}\n{r.stderr[-8000:]}"
     return out
+
+
+def test_strict_build_refuses_a_broken_link_and_a_broken_reference(site: Path, tmp_path: Path):
+    """The gate works: the same site plus one page with a dead link and one with a reference to no API name
+    fails ``mkdocs build --strict``, naming both."""
+    docs = tmp_path / "docs"
+    shutil.copytree(DOCS, docs, ignore=shutil.ignore_patterns("__pycache__"))
+    (docs / "planted.md").write_text(
+        "# Planted\n\n[a page that is not there](nowhere.md) and [a name][latentatlas.no_such_name]\n", encoding="utf-8"
+    )
+    cfg = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    cfg = cfg.replace("docs_dir: docs", f"docs_dir: {docs}").replace(
+        "- docs/hooks/build.py", f"- {docs}/hooks/build.py"
+    )
+    cfg = cfg.replace("  - Home: index.md", "  - Home: index.md\n  - Planted: planted.md")
+    (tmp_path / "mkdocs.yml").write_text(cfg, encoding="utf-8")
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "-f",
+            str(tmp_path / "mkdocs.yml"),
+            "-d",
+            str(tmp_path / "site"),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, "a strict build with a dead link passed"
+    assert "nowhere.md" in out and "latentatlas.no_such_name" in out, out[-3000:]
 
 
 def test_every_public_name_has_an_api_anchor(site: Path):
