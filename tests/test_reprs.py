@@ -73,3 +73,13 @@ def test_sae_health_is_a_dict_that_prints_a_summary():
     assert isinstance(h, Health) and isinstance(h, dict) and set(h) >= {"mse", "fve", "l0", "frequencies"}
     assert f"fve={h['fve']:.4g}" in repr(h) and "frequencies" not in repr(h)  # no 64-number dump
     assert f"{h['l0']:.4g}" in _cells(h._repr_html_())
+
+
+def test_atlas_repr_with_a_relative_path(tmp_path, monkeypatch):
+    from latentatlas.atlas import build_atlas
+
+    monkeypatch.chdir(tmp_path)
+    X, y, _ = three_gaussians(np.random.default_rng(0), n_per_cluster=40)
+    a = build_atlas(X, labels=y, out="atlas.html", progress=False)
+    assert repr(a).startswith("Atlas(file=atlas.html, items=120")
+    assert (tmp_path / "atlas.html").as_uri() in a._repr_html_()

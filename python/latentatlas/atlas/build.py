@@ -83,7 +83,7 @@ class Atlas:
         return "Atlas(" + ", ".join(f"{k}={fmt(v)}" for k, v in self._facts().items()) + ")"
 
     def _repr_html_(self) -> str:
-        link = f"<p><a href='{html.escape(self.path.as_uri())}' target='_blank'>open the atlas</a></p>"
+        link = f"<p><a href='{html.escape(self.path.resolve().as_uri())}' target='_blank'>open the atlas</a></p>"
         return html_card("latentatlas atlas", self._facts()) + link
 
 
