@@ -387,6 +387,16 @@ def test_exact_on_integer_data(spec, dt):
     _compare(spec, got, want, args, kw, dt, exact=True)
 
 
+def _taumode_extreme(dt: Any, row_exp: int, l_exp: int) -> Args:
+    """Integer X and L with one row and L scaled by powers of two (float32 X keeps its row unscaled:
+    2^60 would not fit); every sum of λ stays exact, so the kernel's rescaled rows equal the twin's."""
+    (x, indptr, indices, data), _ = mk_rayleigh(np.random.default_rng(11), np.float64, True)
+    x = x[:40].copy()
+    if np.dtype(dt) == np.float64:
+        x[7] = np.ldexp(x[7], row_exp)
+    return [x.astype(dt), indptr, indices, np.ldexp(data, l_exp)], {}
+
+
 def _edge_cases() -> list[tuple[str, str, Callable[[Any], Args]]]:
     """(kernel, case, inputs of a dtype); integer-valued data, so kernel and twin agree bit for bit."""
     r = np.random.default_rng(3)
@@ -413,6 +423,8 @@ def _edge_cases() -> list[tuple[str, str, Callable[[Any], Args]]]:
                 {},
             ),
         ),  # fmt: skip
+        ("taumode_raw", "a row x 2^60, L x 2^1000: sums overflow", lambda dt: _taumode_extreme(dt, 60, 1000)),
+        ("taumode_raw", "a row x 2^-600, L x 2^-1000: sums underflow", lambda dt: _taumode_extreme(dt, -600, -1000)),
         ("gemm_topk", "no rows in A", lambda dt: ([np.zeros((0, 3), dt), np.ones((4, 3), dt), 2], {})),
         ("gemm_topk", "d = 0: all ties", lambda dt: ([np.zeros((3, 0), dt), np.zeros((5, 0), dt), 5], {})),
         (
@@ -541,6 +553,88 @@ def test_edge_case_expectations():
     v, i = twin.feature_topk(np.array([[1.0, 0.0, 2.0], [1.0, 0.0, 2.0]]), 2)
     assert np.array_equal(i, [[2, 1], [0, 2], [0, 1]])
     np.testing.assert_allclose(v, [[1, 0], [0, 0], [1, 0]], atol=1e-15)
+
+
+def taumode_raw_longdouble(X: Any, L: Any, tau: float | None = None) -> np.ndarray:
+    """taumode λ before the min-max, straight from its definition over ordered pairs (REFERENCE.md §2),
+    in ``np.longdouble``: on x86-64 a 64-bit mantissa and exponents to ±4932, so no step of it
+    overflows or underflows for float64 inputs (the oracle of the scale tests)."""
+    ld = np.longdouble
+    if np.finfo(ld).maxexp < 4096:
+        pytest.skip("np.longdouble has no extended exponent range on this platform")
+    Ld = (L.toarray() if sp.issparse(L) else np.asarray(L)).astype(ld)
+    W = -(Ld + Ld.T) / 2  # w_ab on each ordered pair
+    np.fill_diagonal(W, 0)
+    out = []
+    for x in np.asarray(X, dtype=np.float64).astype(ld):
+        den = x @ x
+        E = max((x @ Ld @ x) / den, ld(0)) if den > 1e-9 else ld(0)
+        t = W * (x[:, None] - x[None, :]) ** 2
+        s1 = t.sum()
+        G = (t * t).sum() / (s1 * s1) if s1 != 0 else ld(0)
+        tt = max(np.median(x), ld(1e-10)) if tau is None else ld(tau)
+        tw = min(tt, ld(1))
+        out.append(tw * E / (E + tt) + (1 - tw) * G)
+    return np.array(out, dtype=ld)
+
+
+def _laplacian_csr(f: int, seed: int, scale: float = 1.0) -> sp.csr_matrix:
+    """A random graph Laplacian (positive weights), times ``scale``."""
+    W = sp.random(f, f, density=0.4, random_state=seed, format="csr")
+    W = W + W.T
+    W.setdiag(0)
+    L = sp.csr_matrix(sp.diags(np.asarray(W.sum(axis=1)).ravel()) - W)
+    L.data = L.data * scale
+    return L
+
+
+def _scale_case(case: str) -> tuple[np.ndarray, sp.csr_matrix]:
+    X = np.random.default_rng(5).standard_normal((40, 9))
+    L = _laplacian_csr(9, 3)
+    with np.errstate(all="ignore"):
+        if case == "row x1e100":
+            X[4] *= 1e100
+            X[9] = -np.abs(X[9]) * 1e100  # a negative median: τ = 1e-10, λ ≈ G
+        elif case == "rows x1e200 and x1e-160":
+            X[4] *= 1e200
+            X[5] *= 1e-160
+        elif case == "L x1e300":
+            L.data *= 1e300
+        elif case == "L x1e-300":
+            L.data *= 1e-300
+        elif case == "median overflows":  # (a + b)/2 of the two middle values exceeds float64
+            X = X[:, :8]
+            X[6] = [-1.0, 2.0, 1.5e308, 1.6e308, 1.7e308, 1.65e308, 0.0, 1.55e308]
+            L = _laplacian_csr(8, 3)
+    return X, L
+
+
+SCALE_CASES = ["row x1e100", "rows x1e200 and x1e-160", "L x1e300", "L x1e-300", "median overflows"]
+
+
+@pytest.mark.parametrize("tau", [None, 0.5])
+@pytest.mark.parametrize("impl", ["core", "twin"])
+@pytest.mark.parametrize("case", SCALE_CASES)
+def test_taumode_raw_at_extreme_scales(case, impl, tau):
+    """Finite input gives the finite λ of the formula: the sums of an overflowing (or underflowing)
+    row are taken on the row and L scaled by powers of two, E and G being scale-free."""
+    X, L = _scale_case(case)
+    fn = _core.taumode_raw if impl == "core" else twin.taumode_raw
+    L = sp.csr_matrix(L)
+    with np.errstate(all="ignore"):
+        got = fn(X, L.indptr.astype(np.int64), L.indices.astype(np.int64), L.data, tau=tau)
+    assert np.isfinite(got).all(), (case, got)
+    np.testing.assert_allclose(got, taumode_raw_longdouble(X, L, tau).astype(np.float64), rtol=1e-9, atol=1e-12)
+
+
+def test_taumode_rescue_is_bit_exact_on_integer_data():
+    """The contract rows above compare kernel and twin exactly; here both are also finite and equal
+    to the unscaled λ where only the scale of E changes."""
+    for row_exp, l_exp in ((60, 1000), (-600, -1000)):
+        args, kw = _taumode_extreme(np.float64, row_exp, l_exp)
+        got = _core.taumode_raw(*args, **kw)
+        assert np.isfinite(got).all()
+        assert np.array_equal(got, twin.taumode_raw(*args, **kw))
 
 
 NAN_CASES = [(s, at, rx) for s in SPECS for at, rx in s.nan]

@@ -33,7 +33,7 @@ from latentatlas import _core
 from latentatlas.reference import core as twin
 from latentatlas.sae import TopKSAE
 from latentatlas.sae.retrieval import dense_search, latent_search
-from test_core import SPECS, _call, _compare  # the contract table: input makers + comparison
+from test_core import SPECS, _call, _compare, _laplacian_csr, taumode_raw_longdouble  # contract table; λ oracle
 
 MEMMAP_DIR = tempfile.mkdtemp(prefix="latentatlas-props-")
 atexit.register(shutil.rmtree, MEMMAP_DIR, ignore_errors=True)
@@ -221,6 +221,34 @@ def test_rayleigh_and_taumode_property(X, data):
     lam = _outcome(la.taumode_lambda, X, L, tau=tau, names=("X", "L", "tau"))
     if lam is not None:
         assert lam.shape == (X.shape[0],) and np.isfinite(lam).all() and lam.min() >= 0 and lam.max() <= 1
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    shape=st.tuples(st.integers(1, 6), st.integers(2, 7)),
+    row_scale=st.sampled_from([1e-300, 1e-160, 1e-100, 1.0, 1e100, 1e154, 1e200, 1e300, 1.7e308]),
+    l_scale=st.sampled_from([1e-300, 1e-100, 1.0, 1e100, 1e300]),
+    tau=st.sampled_from([None, 0.5, 1e300]),
+    data=st.data(),
+)
+def test_taumode_extreme_scales_property(seed, shape, row_scale, l_scale, tau, data):
+    """Finite X and L, whatever their scale: the kernel, its twin and the public λ give the finite λ of
+    the formula (evaluated in np.longdouble), never a NaN and never all zeros from one huge row."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal(shape)
+    rows = data.draw(st.lists(st.integers(0, shape[0] - 1), max_size=shape[0], unique=True), "scaled rows")
+    X[rows] = X[rows] / np.abs(X[rows]).max(axis=1, keepdims=True) * row_scale  # largest |x| of the row
+    L = _laplacian_csr(shape[1], seed, l_scale)
+    parts = (L.indptr.astype(np.int64), L.indices.astype(np.int64), L.data)
+    want = taumode_raw_longdouble(X, L, tau).astype(np.float64)
+    note(f"X={X!r}\nwant={want!r}")
+    for fn in (_core.taumode_raw, twin.taumode_raw):
+        got = fn(X, *parts, tau=tau)
+        np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10, err_msg=str(fn))
+    lam = la.taumode_lambda(X, L, tau="median" if tau is None else tau)
+    assert lam.shape == (shape[0],) and np.isfinite(lam).all() and lam.min() >= 0 and lam.max() <= 1
+    if np.ptp(want) > 1e-6 * np.abs(want).max():  # a well-separated range: the min-max is stable too
+        np.testing.assert_allclose(lam, (want - want.min()) / np.ptp(want), atol=1e-6)
 
 
 @given(Q=matrices(min_side=1), D=matrices(min_side=1), k=st.sampled_from(INTS + [1.5]), threads=THREADS)

@@ -14,6 +14,7 @@ from sklearn.metrics.pairwise import cosine_similarity
 import latentatlas as la
 from latentatlas import _core, reference
 from latentatlas.datasets import three_gaussians
+from test_core import SCALE_CASES, _scale_case, taumode_raw_longdouble  # the longdouble oracle of λ
 
 
 def rel_err(a, b):
@@ -322,6 +323,95 @@ def test_taumode_lambda_against_direct_loops():
     assert rel_err(lam, want) < 1e-10
     fixed = la.taumode_lambda(X, L, tau=0.5)
     assert fixed.shape == (60,) and 0.0 <= fixed.min() and fixed.max() <= 1.0
+
+
+def _minmax_ld(raw):
+    raw = np.asarray(raw, dtype=np.longdouble)
+    return ((raw - raw.min()) / (raw.max() - raw.min())).astype(np.float64)
+
+
+@pytest.mark.parametrize("tau", ["median", 0.5])
+@pytest.mark.parametrize("case", SCALE_CASES)
+def test_taumode_lambda_at_extreme_scales_matches_a_longdouble_reference(case, tau):
+    """One row ×1e100, L ×1e300 (and more): the concentration Σt²/(2(Σt)²) used to overflow to
+    inf/inf = NaN and the min-max turned every row's λ into 0. Now the λ of the formula, against the
+    definition evaluated in np.longdouble (no overflow there)."""
+    X, L = _scale_case(case)
+    lam = la.taumode_lambda(X, L, tau=tau)
+    want = _minmax_ld(taumode_raw_longdouble(X, L, None if tau == "median" else tau))
+    assert np.isfinite(lam).all() and lam.max() == 1.0
+    np.testing.assert_allclose(lam, want, rtol=0, atol=1e-9)
+
+
+def test_taumode_lambda_one_huge_row_leaves_the_others_alone():
+    """Scaling one row by 1e100 changes that row's τ only (E and G are scale-free): every other
+    row's raw λ keeps its bits."""
+    X = random_data(50, 8, 51)
+    L = la.feature_laplacian(X, 3)
+    parts = (L.indptr.astype(np.int64), L.indices.astype(np.int64), L.data.astype(np.float64))
+    raw = _core.taumode_raw(X, *parts)
+    X2 = X.copy()
+    X2[7] *= 1e100
+    raw2 = _core.taumode_raw(X2, *parts)
+    assert np.array_equal(np.delete(raw2, 7), np.delete(raw, 7))
+    np.testing.assert_allclose(raw2[7], taumode_raw_longdouble(X2[7:8], L)[0].astype(np.float64), rtol=1e-12)
+    lam = la.taumode_lambda(X2, L)
+    assert np.isfinite(lam).all() and np.ptp(lam) == 1.0
+
+
+def test_taumode_lambda_dask_at_extreme_scales():
+    da = pytest.importorskip("dask.array")
+    X, L = _scale_case("row x1e100")
+    lam = la.taumode_lambda(da.from_array(X, chunks=(7, -1)), L)
+    np.testing.assert_array_equal(np.asarray(lam.compute()), la.taumode_lambda(X, L))
+
+
+@pytest.mark.parametrize("dask", [False, True])
+def test_taumode_lambda_never_min_maxes_a_non_finite_raw_value(monkeypatch, dask):
+    """A NaN raw λ (whatever produced it) raises instead of becoming 0 for every row."""
+    from latentatlas import kernels, spectral
+
+    X = random_data(30, 6, 52)
+    L = la.feature_laplacian(X, 2)
+
+    def nan_rows(parts, tau, Xb, start):
+        out = kernels.taumode_raw(Xb, *parts)
+        out[Xb.shape[0] // 2] = np.nan
+        return out
+
+    monkeypatch.setattr(spectral, "_taumode_rows", nan_rows)
+    if dask:
+        da = pytest.importorskip("dask.array")
+        X = da.from_array(X, chunks=(10, -1))
+    with pytest.raises(ValueError, match=r"taumode λ.*not finite.*\bX\b"):
+        lam = la.taumode_lambda(X, L)
+        if dask:
+            lam.compute()
+
+
+def test_rayleigh_energy_of_huge_rows_is_scale_free():
+    """|x| > 1e154: xᵀx overflows float64. E is scale-invariant, so the energy of a row ×1e160 is
+    that of the row (it used to raise); a row ×1e153 with L ×1e3 overflowed xᵀLx into NaN."""
+    X = random_data(40, 8, 53)
+    L = la.feature_laplacian(X, 3)
+    e = la.rayleigh_energy(X, L)
+    X2 = X.copy()
+    X2[[3, 4]] *= 2.0**532  # ≈ 1.4e160, a power of two: the same bits
+    assert np.array_equal(la.rayleigh_energy(X2, L), e)
+    X2[[3, 4]] = X[[3, 4]] * 1e153
+    np.testing.assert_allclose(la.rayleigh_energy(X2, L * 1e3), e * 1e3, rtol=1e-12)
+
+
+def test_rayleigh_energy_of_a_huge_L_is_right_or_a_clear_error():
+    X = random_data(40, 8, 54)
+    L = la.feature_laplacian(X, 3)
+    e = la.rayleigh_energy(X, L)
+    big = L * (1e308 / abs(L).max() / 2)  # the largest entry 5e307: xᵀLx overflows, E = xᵀLx/xᵀx fits
+    scale = 1e308 / abs(L).max() / 2
+    np.testing.assert_allclose(la.rayleigh_energy(X, big), e * scale, rtol=1e-12)
+    two = sp.csr_matrix(np.array([[1.0, -1.0], [-1.0, 1.0]]) * 1e308)  # E of (1, -1) is 2e308
+    with pytest.raises(ValueError, match=r"\bL\b.*row 1.*float64"):
+        la.rayleigh_energy(np.array([[1.0, 1.0], [1.0, -1.0]]), two)
 
 
 # --- bad input -------------------------------------------------------------------------------

@@ -251,23 +251,70 @@ def _lambda_topk(
     return topk_rows(S, k)
 
 
+def _unit_scale(m: Any) -> np.ndarray:
+    """Powers of two ``s`` with ``m·s`` in [0.5, 1) (1 where ``m`` is 0): multiplying by them is exact."""
+    m = np.asarray(m, dtype=np.float64)
+    _, e = np.frexp(m)
+    return np.where(m > 0, np.ldexp(1.0, np.minimum(-e, 1023)), 1.0)
+
+
 def _taumode_raw(
     x: Any, indptr: Any, indices: Any, data: Any, /, *, tau: float | None = None, threads: int | None = None
 ) -> np.ndarray:
-    E = np.maximum(_rayleigh_energy(x, indptr, indices, data), 0.0)  # validates every argument
+    with np.errstate(all="ignore"):
+        _rayleigh_energy(x, indptr, indices, data)  # validates every argument
     if tau is not None and not (np.isfinite(tau) and tau > 0):
         raise ValueError(f"tau: expected a positive number, got {tau}")
     x64 = np.asarray(x, dtype=np.float64)
     f = x64.shape[1]
-    L = sp.csr_matrix((np.asarray(data), np.asarray(indices), np.asarray(indptr)), shape=(f, f))
-    off = (sp.triu(L, k=1) + sp.tril(L, k=-1).T).tocoo()  # L_ab + L_ba on each undirected edge
-    t = (-off.data / 2.0) * (x64[:, off.row] - x64[:, off.col]) ** 2
-    s1, s2 = t.sum(axis=1), (t * t).sum(axis=1)
-    # Σ over ordered pairs of (t / Σ_ordered t)² = 2 Σ t² / (2 Σ t)² with each undirected edge once
-    G = np.where(s1 != 0, s2 / np.where(s1 != 0, 2.0 * s1 * s1, 1.0), 0.0)
-    t_item = np.maximum(np.median(x64, axis=1), 1e-10) if tau is None else np.full(len(x64), float(tau))
-    tw = np.minimum(t_item, 1.0)
-    return tw * (E / (E + t_item)) + (1.0 - tw) * G
+    # Every row is taken times a power of two a (largest |x| in [0.5, 1)) and L times another, b, and each
+    # row's t times two more (c on the differences, s on the weights) that bring its largest t near 1:
+    # exact scalings under which E is invariant (a) and linear (b) and G invariant, so no sum leaves
+    # float64's range. The kernel does this only for the rows whose plain sums overflow or underflow: the
+    # same bits where both can be formed.
+    b = float(_unit_scale(np.abs(np.asarray(data, dtype=np.float64)).max(initial=0.0)))
+    L = sp.csr_matrix((np.asarray(data) * b, np.asarray(indices), np.asarray(indptr)), shape=(f, f))
+    off = (sp.triu(L, k=1) + sp.tril(L, k=-1).T).tocoo()  # (L_ab + L_ba)·b on each undirected edge
+    with np.errstate(all="ignore"):
+        den = np.einsum("ij,ij->i", x64, x64)  # unscaled (inf if it overflows): E = 0 where xᵀx <= 1e-9
+        a = _unit_scale(np.abs(x64).max(axis=1, initial=0.0))
+        y = x64 * a[:, None]
+        num_s, den_s = np.einsum("ij,ij->i", y, (L @ y.T).T), np.einsum("ij,ij->i", y, y)
+        E = np.where(den > 1e-9, np.maximum(num_s / np.where(den > 1e-9, den_s, 1.0) / b, 0.0), 0.0)
+        w = -off.data / 2.0
+        D = y[:, off.row] - y[:, off.col]
+        # each row's largest t, as log2|t| = log2|w| + 2 log2|D| (-inf where t = 0; a last column of
+        # -inf for rows without one), and the log2|D| of its edge
+        lt = np.hstack([np.log2(np.abs(w)) + 2.0 * np.log2(np.abs(D)), np.full((len(y), 1), -np.inf)])
+        peak = np.argmax(lt, axis=1)[:, None]
+        lt_max = np.take_along_axis(lt, peak, axis=1)[:, 0]
+        ld = np.log2(np.abs(np.take_along_axis(np.hstack([D, np.ones((len(y), 1))]), peak, axis=1)[:, 0]))
+        some = np.isfinite(lt_max)
+        j, k = np.where(some, np.floor(ld), 0.0), np.where(some, np.floor(lt_max), 0.0)
+        c = np.ldexp(1.0, np.clip(-j, -1074, 1023).astype(np.int64))  # the peak's difference into [1, 2)
+        sw = np.ldexp(1.0, np.clip(2.0 * j - k, -1074, 1023).astype(np.int64))  # its t near 1
+        Dc = D * c[:, None]
+        t = np.where(w != 0, (w[None, :] * sw[:, None]) * (Dc * Dc), 0.0)
+        s1, s2 = t.sum(axis=1), (t * t).sum(axis=1)
+        q = 2.0 * s1 * s1  # Σ over ordered pairs of (t / Σ_ordered t)² = 2 Σ t² / (2 Σ t)², edges once
+        tiny = np.finfo(np.float64).tiny
+        bad = ~np.isfinite(s1) | ~np.isfinite(s2) | ((s1 != 0) & ~((q >= tiny) & np.isfinite(q) & (s2 >= tiny)))
+        if bad.any():
+            raise ValueError(
+                f"X: row {int(np.flatnonzero(bad)[0])}: taumode λ cannot be computed in float64 (its terms "
+                "w (x_a − x_b)² on the edges of L span more than its range)"
+            )
+        G = np.where(s1 != 0, s2 / np.where(s1 != 0, q, 1.0), 0.0)
+        if tau is None:
+            med = np.median(x64, axis=1)
+            med = np.where(np.isfinite(med), med, 2.0 * np.median(x64 / 2.0, axis=1))  # (a + b)/2 overflowed
+            t_item = np.maximum(med, 1e-10)
+        else:
+            t_item = np.full(len(x64), float(tau))
+        tw = np.minimum(t_item, 1.0)
+        total = E + t_item
+        ratio = np.where(np.isfinite(total), E / np.where(total > 0, total, 1.0), 1.0 / (1.0 + t_item / E))
+        return tw * ratio + (1.0 - tw) * G
 
 
 def _knn_sqdist(x: Any, /, *, k: int, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:

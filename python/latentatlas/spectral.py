@@ -375,18 +375,30 @@ def taumode_lambda(X: Any, L: Any, *, tau: Literal["median"] | float = "median")
     centroids with its own edge weighting; pass that L to compare numbers with the library.
     A Dask X gives a lazy Dask array (the extremes of the min-max are computed).
     Computed in Rust (``kernels.taumode_raw``) in the Rayleigh energies' streaming pass over the
-    edges of L, plus a median per row.
+    edges of L, plus a median per row. Any finite X and L give the finite λ of the formula (a row
+    whose sums overflow float64, e.g. one ×1e100 or L ×1e300, is computed again on scaled copies:
+    E and G are scale-free); a ValueError names the argument where λ cannot be formed.
     """
     X = chunked.rows(X, "X", min_cols=2)  # a feature graph needs two features
     parts = _csr_parts(L, X.n_cols)
     if not (tau == "median" or (isinstance(tau, (int, float)) and not isinstance(tau, bool) and tau > 0)):
         raise ValueError(f"tau must be 'median' or a positive number, got {tau!r}")
     raw = X.map(functools.partial(_taumode_rows, parts, tau), [((), np.float64)])
+    # a NaN or inf must not reach the min-max, which would turn every row's λ into 0
     if X.lazy:
         lo, hi = chunked.compute(raw.min(), raw.max())
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise ValueError(_not_finite("some row"))
         return (raw - lo) / (hi - lo) if hi - lo > 0 else raw * 0.0
+    bad = np.flatnonzero(~np.isfinite(raw))
+    if bad.size:
+        raise ValueError(_not_finite(f"row {int(bad[0])}"))
     span = raw.max() - raw.min() if raw.size else 0.0
     return (raw - raw.min()) / span if span > 0 else np.zeros(raw.shape[0])
+
+
+def _not_finite(where: str) -> str:
+    return f"taumode λ is not finite for {where} of X (on L): refusing to min-max it into the other rows"
 
 
 def _taumode_rows(L: tuple[np.ndarray, ...], tau: Any, X: np.ndarray, start: int) -> np.ndarray:

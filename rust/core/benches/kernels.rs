@@ -1,17 +1,19 @@
 //! Criterion benches of the core kernels, measured without Python: the GEMM + top-k primitive
-//! (and the kNN on it), the streaming Gram, Rayleigh energies and the sparse decode.
+//! and its epilogues (kNN, TopK and threshold SAE encode, λ-aware search), the streaming Gram,
+//! the edge pass (Rayleigh energies, taumode λ) and the sparse decode.
 //!
-//! `cargo bench -p latentatlas-core` (about half a minute). The energy and decode kernels run on
-//! the SIMD path `LATENTATLAS_SIMD` selects (auto, scalar, avx2, avx512), so tuning is measured
-//! by running the benches once per path.
+//! `cargo bench -p latentatlas-core` (about a minute and a half). The edge-pass (energy, taumode),
+//! decode and GEMM-epilogue kernels run on the SIMD path `LATENTATLAS_SIMD` selects (auto, scalar,
+//! avx2, avx512), so tuning is measured by running the benches once per path.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use latentatlas_core::{
-    feature_topk, gemm_topk, gram, knn_sqdist, rayleigh_energy, simd_path, sparse_decode, EdgeList,
-    GemmTopkOptions, GRAM_CHUNK_ROWS,
+    feature_topk, gemm_topk, gram, knn_sqdist, lambda_topk, rayleigh_energy, sae_encode,
+    sae_encode_threshold, simd_path, sparse_decode, taumode_raw, EdgeList, GemmTopkOptions,
+    LambdaTopkOptions, GRAM_CHUNK_ROWS,
 };
 use ndarray::Array2;
 
@@ -47,6 +49,60 @@ fn bench_gemm_topk(c: &mut Criterion) {
     g.bench_function("knn_sqdist f32 4096x64 k15", |bn| {
         bn.iter(|| knn_sqdist(x.view(), 15).unwrap())
     });
+    g.finish();
+}
+
+fn bench_sae(c: &mut Criterion) {
+    let (rows, n, d) = (2048, 16384, 256);
+    let x = pseudo(rows, d, 8).mapv(|v| v as f32);
+    let w = pseudo(n, d, 9).mapv(|v| v as f32);
+    let b_enc: Vec<f32> = (0..n).map(|j| (j % 7) as f32 * 0.01 - 0.03).collect();
+    let b_dec: Vec<f32> = (0..d).map(|j| (j % 5) as f32 * 0.02).collect();
+    // pre-activations have sd ≈ 1.3: a threshold of 3.5 keeps about 0.4 % (≈ 60 latents a row)
+    let threshold = vec![3.5f32; n];
+    let mut g = c.benchmark_group(format!("sae [{}]", simd_path().name()));
+    g.throughput(Throughput::Elements((2 * rows * n * d) as u64)); // flops
+    g.bench_function("topk f32 2048x256 -> 16384 k32", |bn| {
+        bn.iter(|| sae_encode(x.view(), w.view(), &b_enc, Some(&b_dec), 32).unwrap())
+    });
+    g.bench_function("threshold f32 2048x256 -> 16384", |bn| {
+        bn.iter(|| {
+            sae_encode_threshold(x.view(), w.view(), &b_enc, Some(&b_dec), &threshold).unwrap()
+        })
+    });
+    g.finish();
+}
+
+fn inv_norms(x: &Array2<f32>) -> Vec<f64> {
+    x.rows()
+        .into_iter()
+        .map(|r| 1.0 / r.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt())
+        .collect()
+}
+
+fn bench_lambda_topk(c: &mut Criterion) {
+    let (m, n, d) = (1024, 8192, 128);
+    let q = pseudo(m, d, 10).mapv(|v| v as f32);
+    let x = pseudo(n, d, 11).mapv(|v| v as f32);
+    let (qin, xin) = (inv_norms(&q), inv_norms(&x));
+    let ql: Vec<f64> = (0..m).map(|i| (i % 17) as f64 / 17.0).collect();
+    let xl: Vec<f64> = (0..n).map(|j| ((j * 13) % 101) as f64 / 100.0).collect();
+    let mut g = c.benchmark_group("lambda_topk");
+    g.throughput(Throughput::Elements((2 * m * n * d) as u64)); // flops
+    for (name, band) in [("f32 1024x8192x128 k10", None), ("band", Some((0.2, 0.6)))] {
+        let opts = LambdaTopkOptions {
+            k: 10,
+            tau: 0.7,
+            query_inv_norm: &qin,
+            query_lambda: &ql,
+            item_inv_norm: &xin,
+            item_lambda: &xl,
+            band,
+        };
+        g.bench_function(name, |bn| {
+            bn.iter(|| lambda_topk(q.view(), x.view(), opts).unwrap())
+        });
+    }
     g.finish();
 }
 
@@ -95,6 +151,15 @@ fn bench_energy(c: &mut Criterion) {
         bn.iter(|| rayleigh_energy(black_box(x32.view()), &l).unwrap())
     });
     g.finish();
+    let mut g = c.benchmark_group(format!("taumode [{}]", simd_path().name()));
+    g.throughput(Throughput::Bytes((n * f * 4) as u64));
+    g.bench_function("f32 20000x384 deg10 median", |bn| {
+        bn.iter(|| taumode_raw(black_box(x32.view()), &l, None).unwrap())
+    });
+    g.bench_function("f32 20000x384 deg10 tau0.5", |bn| {
+        bn.iter(|| taumode_raw(black_box(x32.view()), &l, Some(0.5)).unwrap())
+    });
+    g.finish();
 }
 
 fn bench_decode(c: &mut Criterion) {
@@ -113,6 +178,6 @@ fn bench_decode(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_gemm_topk, bench_gram, bench_energy, bench_decode
+    targets = bench_gemm_topk, bench_sae, bench_lambda_topk, bench_gram, bench_energy, bench_decode
 }
 criterion_main!(benches);

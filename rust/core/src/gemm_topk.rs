@@ -3,7 +3,8 @@
 //!
 //! Used for exact inner-product retrieval, exact kNN ([`crate::knn_sqdist`], through
 //! `bias_j = -|b_j|²/2`, since `argmin |a-b|² = argmax a·b - |b|²/2`) and TopK SAE encoding
-//! (`bias = b_enc - W_enc b_dec`).
+//! (`bias = b_enc - W_enc b_dec`); the threshold SAE encode and the λ-aware search are the other two
+//! [`Epilogue`]s of the same blocked [`walk`].
 
 use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
@@ -11,7 +12,7 @@ use rayon::prelude::*;
 use crate::check::{check_finite, check_finite_slice, check_len};
 use crate::error::{argument, buffer, shape, Result};
 use crate::real::Real;
-use crate::simd::{simd_dispatch, simd_path};
+use crate::simd::{simd_dispatch, simd_path, SimdPath};
 use crate::tile::Prepared;
 use crate::topk::TopK;
 
@@ -116,186 +117,71 @@ pub fn gemm_topk<T: Real>(
             &zeros[..]
         }
     };
-    let path = simd_path();
+    let ep = BiasTopK {
+        k,
+        floor_bias,
+        bias: opts.bias,
+        exclude_self: opts.exclude_self,
+    };
     // scores are `dot + bias` in T, so the kept values are stored back in T without loss
-    let (vals, idx) = blocked_topk_by(a, b, k, T::from_f64, |best, r0, c0, cols, tile| {
-        simd_dispatch!(
-            path,
-            scan_tile(best, (r0, c0, cols), tile, floor_bias, &opts)
-        )
-    })?;
+    let (vals, idx) = blocked_topk(a, b, k, &ep, T::from_f64)?;
     let vals = Array2::from_shape_vec((m, k), vals).expect("m*k buffer");
     Ok((vals, idx))
 }
 
-/// The blocked loop under every epilogue: `score(i, j, dot)` turns the dot product of row i of A
-/// and row j of B (in A's precision) into the candidate's score, or `None` to skip the pair.
-/// Returns the row-major `m × k` (values, indices), best first, ties to the lower index; a row
-/// with fewer than k scored candidates keeps `-inf` / `-1` in its tail.
+/// One fused epilogue of the blocked GEMM: what [`walk`] does with each tile of `A Bᵀ`.
 ///
-/// The caller has validated shapes, `k` and finiteness; this only computes.
-pub(crate) fn blocked_topk<T: Real, F>(
-    a: ArrayView2<T>,
-    b: ArrayView2<T>,
-    k: usize,
-    score: F,
-) -> Result<(Vec<f64>, Array2<i64>)>
+/// Three implement it: the top-k with bias (and the SAE encode's ReLU after it) of
+/// [`gemm_topk`], under the TopK SAE encode, the kNN and dense search ([`BiasTopK`]); the
+/// threshold SAE encode (`sae::threshold`); arrowspace's λ-aware score (`lambda_topk`).
+pub(crate) trait Epilogue<T: Real>: Sync {
+    /// What a task keeps for its block of rows of A: their top-k, or their sparse lists.
+    type State: Send;
+    /// Whether B is packed once for the faster f32 AVX-512 tile (extra memory: the size of B;
+    /// see [`Prepared`]).
+    const PACK_B: bool;
+    /// The empty state of a block of `rows` rows of A.
+    fn state(&self, rows: usize) -> Self::State;
+    /// Offer the row-major `rows × cols` tile of rows `r0..` of A against rows `c0..c0 + cols` of
+    /// B to `state`. [`walk`] calls it through [`simd_dispatch!`], so an implementation is
+    /// `#[inline(always)]` and calls only `#[inline(always)]` code: it is compiled once per path.
+    fn scan(&self, state: &mut Self::State, r0: usize, c0: usize, cols: usize, tile: &[T]);
+}
+
+/// THE blocked walk under every epilogue: blocks of `ROW_BLOCK` rows of A run in parallel, each
+/// scored against `COL_BLOCK` rows of B at a time into one tile, so the `m × n` products are never
+/// held; `ep.scan` consumes each tile on the process's SIMD path. `outs` yields one slot per row
+/// block, in row order, and `finish(state, slot)` hands it each block's final state: the tasks
+/// write their rows of the answer directly, so the only O(m) memory is the answer.
+///
+/// The caller has validated shapes and finiteness; this only computes.
+pub(crate) fn walk<T, E, O, F>(a: ArrayView2<T>, b: ArrayView2<T>, ep: &E, outs: O, finish: F)
 where
-    F: Fn(usize, usize, T) -> Option<f64> + Sync,
-{
-    blocked_topk_by(
-        a,
-        b,
-        k,
-        |v| v,
-        |best, r0, c0, cols, tile| {
-            for (r, top) in best.iter_mut().enumerate() {
-                for (c, &dot) in tile[r * cols..(r + 1) * cols].iter().enumerate() {
-                    if let Some(v) = score(r0 + r, c0 + c, dot) {
-                        top.push(v, c0 + c);
-                    }
-                }
-            }
-        },
-    )
-}
-
-/// Width of the column chunks the epilogues' vector prefilters test at once (top-k here, the
-/// threshold encode's in `sae/threshold.rs`).
-pub(crate) const SCAN: usize = 32;
-
-/// Whether any `dot + bias` of the chunk reaches `floor`: a branch-free reduction that compiles
-/// to a few vector compares, so chunks that cannot enter a row's top-k cost almost nothing.
-#[inline(always)]
-fn any_at_least<T: Real>(dots: &[T], bias: &[T], floor: T) -> bool {
-    let mut hit = false;
-    for (&d, &b) in dots.iter().zip(bias) {
-        hit |= d + b >= floor;
-    }
-    hit
-}
-
-/// The top-k epilogue of [`gemm_topk`] on one tile: rows `r0..`, columns `c0..c0 + cols`.
-/// Once a row holds k candidates, a chunk of [`SCAN`] columns is offered to its top-k only if one
-/// of its scores reaches the current k-th best (`>=`, so ties still meet the index tie-break):
-/// the kept set is exactly the one the plain loop would keep. Scores are `dot + bias` in the
-/// input's precision, so the k-th best converts back to `T` exactly.
-#[inline(always)]
-fn scan_tile<T: Real>(
-    best: &mut [TopK],
-    (r0, c0, cols): (usize, usize, usize),
-    tile: &[T],
-    floor_bias: &[T],
-    opts: &GemmTopkOptions<'_, T>,
-) {
-    let fb = &floor_bias[c0..c0 + cols];
-    for (r, top) in best.iter_mut().enumerate() {
-        let row = &tile[r * cols..(r + 1) * cols];
-        let mut c = 0;
-        while c < cols {
-            let e = (c + SCAN).min(cols);
-            let skip = top
-                .floor()
-                .is_some_and(|f| !any_at_least(&row[c..e], &fb[c..e], T::from_f64(f)));
-            if !skip {
-                for (cc, &dot) in row.iter().enumerate().take(e).skip(c) {
-                    let j = c0 + cc;
-                    if opts.exclude_self && r0 + r == j {
-                        continue;
-                    }
-                    let v = match opts.bias {
-                        Some(bias) => (dot + bias[j]).to_f64(),
-                        None => dot.to_f64(),
-                    };
-                    top.push(v, j);
-                }
-            }
-            c = e;
-        }
-    }
-}
-
-/// [`blocked_topk`] with the whole tile handed to `visit(best, r0, c0, cols, tile)`, which offers
-/// the candidates of rows `r0..` and columns `c0..c0 + cols` to the rows' top-k; the kept values
-/// are stored through `out` (the caller's output type).
-fn blocked_topk_by<T: Real, U: Copy + Send, V>(
-    a: ArrayView2<T>,
-    b: ArrayView2<T>,
-    k: usize,
-    out: fn(f64) -> U,
-    visit: V,
-) -> Result<(Vec<U>, Array2<i64>)>
-where
-    V: Fn(&mut Vec<TopK>, usize, usize, usize, &[T]) + Sync,
+    T: Real,
+    E: Epilogue<T>,
+    O: IndexedParallelIterator,
+    F: Fn(E::State, O::Item) + Sync,
 {
     let m = a.nrows();
-    // B is not packed here: a packed copy (the size of B) would break the encode's memory bound
-    let b = Prepared::new(b, false);
-    let mut vals = buffer(&[m, k], out(f64::NEG_INFINITY), "k")?;
-    let mut idx = buffer(&[m, k], -1i64, "k")?;
-    if k == 0 {
-        return Ok((vals, Array2::from_shape_vec((m, 0), idx).expect("empty")));
-    }
-    // each task fills its rows of the output directly: the only O(m) memory is the answer
-    vals.par_chunks_mut(ROW_BLOCK * k)
-        .zip(idx.par_chunks_mut(ROW_BLOCK * k))
-        .enumerate()
-        .for_each(|(blk, (vout, iout))| {
-            let mut tops: Vec<TopK> = (0..vout.len() / k).map(|_| TopK::new(k)).collect();
-            scan_block(a, &b, blk, &mut tops, &visit);
-            let (mut v, mut ix) = (vec![0.0; k], vec![0usize; k]);
-            for (r, top) in tops.iter().enumerate() {
-                let kept = top.write_sorted(&mut v, &mut ix);
-                for t in 0..kept {
-                    vout[r * k + t] = out(v[t]);
-                    iout[r * k + t] = ix[t] as i64;
-                }
-            }
-        });
-    Ok((
-        vals,
-        Array2::from_shape_vec((m, k), idx).expect("m*k buffer"),
-    ))
+    debug_assert_eq!(outs.len(), m.div_ceil(ROW_BLOCK), "one slot per row block");
+    let b = Prepared::new(b, E::PACK_B);
+    let path = simd_path();
+    outs.enumerate().for_each(|(blk, out)| {
+        let mut state = ep.state(ROW_BLOCK.min(m - blk * ROW_BLOCK));
+        scan_block(a, &b, blk, &mut state, ep, path);
+        finish(state, out);
+    });
 }
 
-/// The blocking every GEMM epilogue shares: blocks of `ROW_BLOCK` rows of A run in parallel, each
-/// scored against `COL_BLOCK` rows of B at a time into one tile, so the `m × n` products are never
-/// held. `visit(state, r0, c0, cols, tile)` consumes the row-major `rows × cols` tile of rows
-/// `r0..` of A against rows `c0..c0 + cols` of B; returns every row block's state, in row order.
-/// B is packed once for the faster f32 AVX-512 tile (extra memory: the size of B; see
-/// [`Prepared`]), which the threshold encode's speed target needs.
-pub(crate) fn for_each_tile<T: Real, S, I, V>(
-    a: ArrayView2<T>,
-    b: ArrayView2<T>,
-    init: I,
-    visit: V,
-) -> Vec<S>
-where
-    S: Send,
-    I: Fn(usize) -> S + Sync,
-    V: Fn(&mut S, usize, usize, usize, &[T]) + Sync,
-{
-    let b = Prepared::new(b, true);
-    (0..a.nrows().div_ceil(ROW_BLOCK))
-        .into_par_iter()
-        .map(|blk| {
-            let mut state = init(ROW_BLOCK.min(a.nrows() - blk * ROW_BLOCK));
-            scan_block(a, &b, blk, &mut state, &visit);
-            state
-        })
-        .collect()
-}
-
-/// One task of [`for_each_tile`]: row block `blk` of A against B, one `COL_BLOCK` tile at a time.
-fn scan_block<T: Real, S, V>(
+/// One task of [`walk`]: row block `blk` of A against B, one `COL_BLOCK` tile at a time.
+fn scan_block<T: Real, E: Epilogue<T>>(
     a: ArrayView2<T>,
     b: &Prepared<T>,
     blk: usize,
-    state: &mut S,
-    visit: &V,
-) where
-    V: Fn(&mut S, usize, usize, usize, &[T]),
-{
+    state: &mut E::State,
+    ep: &E,
+    path: SimdPath,
+) {
     let (m, n) = (a.nrows(), b.nrows());
     let r0 = blk * ROW_BLOCK;
     let rows = ROW_BLOCK.min(m - r0);
@@ -304,7 +190,128 @@ fn scan_block<T: Real, S, V>(
     for c0 in (0..n).step_by(COL_BLOCK) {
         let cols = COL_BLOCK.min(n - c0);
         b.product(&mut tile, &ablk, c0, cols);
-        visit(state, r0, c0, cols, &tile[..rows * cols]);
+        let tile = &tile[..rows * cols];
+        simd_dispatch!(path, ep.scan(state, r0, c0, cols, tile));
+    }
+}
+
+/// [`walk`] for the epilogues that keep each row's top-k (`State = Vec<TopK>`, one per row):
+/// the row-major `m × k` (values through `out`, the caller's output type; indices), best first,
+/// ties to the lower index; a row with fewer than k scored candidates keeps `-inf` / `-1` in its
+/// tail.
+pub(crate) fn blocked_topk<T, E, U>(
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    k: usize,
+    ep: &E,
+    out: fn(f64) -> U,
+) -> Result<(Vec<U>, Array2<i64>)>
+where
+    T: Real,
+    E: Epilogue<T, State = Vec<TopK>>,
+    U: Copy + Send,
+{
+    let m = a.nrows();
+    let mut vals = buffer(&[m, k], out(f64::NEG_INFINITY), "k")?;
+    let mut idx = buffer(&[m, k], -1i64, "k")?;
+    if k == 0 {
+        return Ok((vals, Array2::from_shape_vec((m, 0), idx).expect("empty")));
+    }
+    let slots = vals
+        .par_chunks_mut(ROW_BLOCK * k)
+        .zip(idx.par_chunks_mut(ROW_BLOCK * k));
+    walk(a, b, ep, slots, |tops, (vout, iout)| {
+        let (mut v, mut ix) = (vec![0.0; k], vec![0usize; k]);
+        for (r, top) in tops.iter().enumerate() {
+            let kept = top.write_sorted(&mut v, &mut ix);
+            for t in 0..kept {
+                vout[r * k + t] = out(v[t]);
+                iout[r * k + t] = ix[t] as i64;
+            }
+        }
+    });
+    Ok((
+        vals,
+        Array2::from_shape_vec((m, k), idx).expect("m*k buffer"),
+    ))
+}
+
+/// A top-k per row for a block of `rows` rows (the state of the top-k epilogues).
+pub(crate) fn tops(rows: usize, k: usize) -> Vec<TopK> {
+    (0..rows).map(|_| TopK::new(k)).collect()
+}
+
+/// Width of the column chunks the epilogues' vector prefilters test at once (the top-k's here,
+/// the threshold encode's in `sae/threshold.rs`).
+pub(crate) const SCAN: usize = 32;
+
+/// Whether any `dot + bias` of the chunk reaches its floor (`floors`: the same value for every
+/// column, as a top-k's k-th best, or one per column, as the threshold encode's cuts): a
+/// branch-free reduction that compiles to a few vector compares, so chunks that cannot enter a
+/// row's top-k, or hold no active latent, cost almost nothing.
+#[inline(always)]
+pub(crate) fn any_at_least<T: Real>(
+    dots: &[T],
+    bias: &[T],
+    floors: impl Iterator<Item = T>,
+) -> bool {
+    let mut hit = false;
+    for ((&d, &b), f) in dots.iter().zip(bias).zip(floors) {
+        hit |= d + b >= f;
+    }
+    hit
+}
+
+/// The epilogue of [`gemm_topk`]: each row's k best `dot + bias_j` (bias 0 without one), column
+/// `j == i` skipped on request.
+struct BiasTopK<'a, T> {
+    k: usize,
+    /// The bias, or zeros: what the prefilter adds.
+    floor_bias: &'a [T],
+    bias: Option<&'a [T]>,
+    exclude_self: bool,
+}
+
+impl<T: Real> Epilogue<T> for BiasTopK<'_, T> {
+    type State = Vec<TopK>;
+    // a packed copy of B (its size) would break the encode's memory bound
+    const PACK_B: bool = false;
+
+    fn state(&self, rows: usize) -> Vec<TopK> {
+        tops(rows, self.k)
+    }
+
+    /// Once a row holds k candidates, a chunk of [`SCAN`] columns is offered to its top-k only if
+    /// one of its scores reaches the current k-th best (`>=`, so ties still meet the index
+    /// tie-break): the kept set is exactly the one the plain loop would keep. Scores are
+    /// `dot + bias` in the input's precision, so the k-th best converts back to `T` exactly.
+    #[inline(always)]
+    fn scan(&self, best: &mut Vec<TopK>, r0: usize, c0: usize, cols: usize, tile: &[T]) {
+        let fb = &self.floor_bias[c0..c0 + cols];
+        for (r, top) in best.iter_mut().enumerate() {
+            let row = &tile[r * cols..(r + 1) * cols];
+            let mut c = 0;
+            while c < cols {
+                let e = (c + SCAN).min(cols);
+                let skip = top.floor().is_some_and(|f| {
+                    !any_at_least(&row[c..e], &fb[c..e], std::iter::repeat(T::from_f64(f)))
+                });
+                if !skip {
+                    for (cc, &dot) in row.iter().enumerate().take(e).skip(c) {
+                        let j = c0 + cc;
+                        if self.exclude_self && r0 + r == j {
+                            continue;
+                        }
+                        let v = match self.bias {
+                            Some(bias) => (dot + bias[j]).to_f64(),
+                            None => dot.to_f64(),
+                        };
+                        top.push(v, j);
+                    }
+                }
+                c = e;
+            }
+        }
     }
 }
 

@@ -3,14 +3,16 @@
 //! For a query q and an item x with spectral values λ_q and λ_x the score is
 //! `τ·cos(q, x) + (1 − τ)·(1 − min(|λ_q − λ_x|, 1))`. The cosine comes from the primitive's dot
 //! product times both inverse norms, so neither side is normalised (nor copied) beforehand, and
-//! the λ term is added per candidate inside the blocked loop: no score vector of length N exists.
+//! the λ term is added per candidate inside the blocked walk (the [`Epilogue`] `LambdaScore`): no
+//! score vector of length N exists.
 
 use ndarray::{Array2, ArrayView2};
 
 use crate::check::{check_finite, check_finite_slice, check_len};
 use crate::error::{argument, shape, Result};
-use crate::gemm_topk::blocked_topk;
+use crate::gemm_topk::{blocked_topk, tops, Epilogue};
 use crate::real::Real;
+use crate::topk::TopK;
 
 /// Options of [`lambda_topk`]: the per-row and per-item terms of the score.
 #[derive(Debug, Clone, Copy)]
@@ -93,20 +95,65 @@ pub fn lambda_topk<T: Real>(
     check_finite(&items, "items")?;
     check_finite(&q, "Q")?;
 
-    let (tau, rest) = (opts.tau, 1.0 - opts.tau);
-    let (qin, ql) = (opts.query_inv_norm, opts.query_lambda);
-    let (xin, xl) = (opts.item_inv_norm, opts.item_lambda);
-    let banded = opts.band.is_some();
-    let (vals, idx) = blocked_topk(q, items, opts.k, |i, j, dot: T| {
-        let lj = xl[j];
-        if banded && !in_band(lj) {
-            return None;
-        }
-        let cos = dot.to_f64() * qin[i] * xin[j];
-        Some(tau * cos + rest * (1.0 - (ql[i] - lj).abs().min(1.0)))
-    })?;
+    let ep = LambdaScore {
+        k: opts.k,
+        tau: opts.tau,
+        rest: 1.0 - opts.tau,
+        query_inv_norm: opts.query_inv_norm,
+        query_lambda: opts.query_lambda,
+        item_inv_norm: opts.item_inv_norm,
+        item_lambda: opts.item_lambda,
+        band: opts.band,
+    };
+    let (vals, idx) = blocked_topk(q, items, opts.k, &ep, |v| v)?;
     let vals = Array2::from_shape_vec((m, opts.k), vals).expect("m*k buffer");
     Ok((vals, idx))
+}
+
+/// The λ-aware epilogue: each query's k best `τ·cos + (1 − τ)·(1 − min(|λ_q − λ_x|, 1))` over
+/// the items in the band.
+struct LambdaScore<'a> {
+    k: usize,
+    tau: f64,
+    /// `1 − τ`.
+    rest: f64,
+    query_inv_norm: &'a [f64],
+    query_lambda: &'a [f64],
+    item_inv_norm: &'a [f64],
+    item_lambda: &'a [f64],
+    band: Option<(f64, f64)>,
+}
+
+impl<T: Real> Epilogue<T> for LambdaScore<'_> {
+    type State = Vec<TopK>;
+    const PACK_B: bool = false;
+
+    fn state(&self, rows: usize) -> Vec<TopK> {
+        tops(rows, self.k)
+    }
+
+    #[inline(always)]
+    fn scan(&self, best: &mut Vec<TopK>, r0: usize, c0: usize, cols: usize, tile: &[T]) {
+        let (qin, ql) = (self.query_inv_norm, self.query_lambda);
+        let (xin, xl) = (self.item_inv_norm, self.item_lambda);
+        for (r, top) in best.iter_mut().enumerate() {
+            let i = r0 + r;
+            for (c, &dot) in tile[r * cols..(r + 1) * cols].iter().enumerate() {
+                let j = c0 + c;
+                let lj = xl[j];
+                if let Some((lo, hi)) = self.band {
+                    if !(lo <= lj && lj <= hi) {
+                        continue;
+                    }
+                }
+                let cos = dot.to_f64() * qin[i] * xin[j];
+                top.push(
+                    self.tau * cos + self.rest * (1.0 - (ql[i] - lj).abs().min(1.0)),
+                    j,
+                );
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Threshold SAE encode (ReLU, JumpReLU, BatchTopK saved as JumpReLU) to CSR, on the blocking of
-//! the GEMM + top-k primitive (`for_each_tile`) with a threshold epilogue instead of the top-k.
+//! Threshold SAE encode (ReLU, JumpReLU, BatchTopK saved as JumpReLU) to CSR, on the blocked walk
+//! of the GEMM + top-k primitive (`walk`) with a threshold [`Epilogue`] instead of the top-k.
 //!
 //! `pre = W_enc (x - b_dec) + b_enc`; latent j is active where `pre_j > max(threshold_j, 0)` and
 //! keeps `pre_j` (JumpReLU as Gemma Scope and SAELens define it; a zero threshold is plain ReLU).
@@ -12,38 +12,45 @@ use rayon::prelude::*;
 
 use crate::check::{check_finite, check_finite_slice, check_len};
 use crate::error::{shape, Result};
-use crate::gemm_topk::{for_each_tile, SCAN};
+use crate::gemm_topk::{any_at_least, walk, Epilogue, ROW_BLOCK, SCAN};
 use crate::real::Real;
-use crate::simd::{simd_dispatch, simd_path};
 
-/// The threshold epilogue on one tile of pre-activations (columns `c0..c0 + cols`): appends each
-/// row's active `(latent, value)` pairs to its list, columns ascending. Active latents are rare,
-/// so a branch-free vector test of each chunk of [`SCAN`] columns decides whether to look inside.
-#[inline(always)]
-fn scan_tile<T: Real>(
-    lists: &mut [Vec<(i64, T)>],
-    c0: usize,
-    cols: usize,
-    tile: &[T],
-    bias: &[T],
-    cut: &[T],
-) {
-    let (bias, cut) = (&bias[c0..c0 + cols], &cut[c0..c0 + cols]);
-    for (r, list) in lists.iter_mut().enumerate() {
-        let row = &tile[r * cols..(r + 1) * cols];
-        for c in (0..cols).step_by(SCAN) {
-            let e = (c + SCAN).min(cols);
-            let mut hit = false;
-            for ((&d, &b), &t) in row[c..e].iter().zip(&bias[c..e]).zip(&cut[c..e]) {
-                hit |= d + b > t;
-            }
-            if !hit {
-                continue;
-            }
-            for cc in c..e {
-                let v = row[cc] + bias[cc];
-                if v > cut[cc] {
-                    list.push(((c0 + cc) as i64, v));
+/// The threshold epilogue: appends each row's active `(latent, value)` pairs to its list, columns
+/// ascending.
+struct Threshold<'a, T> {
+    bias: &'a [T],
+    /// `max(threshold, 0)` per latent.
+    cut: &'a [T],
+}
+
+impl<T: Real> Epilogue<T> for Threshold<'_, T> {
+    type State = Vec<Vec<(i64, T)>>;
+    // the packed f32 AVX-512 tile: the threshold encode's speed target
+    const PACK_B: bool = true;
+
+    fn state(&self, rows: usize) -> Self::State {
+        vec![Vec::new(); rows]
+    }
+
+    /// One tile of pre-activations (columns `c0..c0 + cols`). Active latents are rare, so the
+    /// branch-free vector test of [`any_at_least`] on each chunk of [`SCAN`] columns decides
+    /// whether to look inside (`>=`: a chunk whose best equals its cut is looked into, and the
+    /// loop keeps only `> cut`).
+    #[inline(always)]
+    fn scan(&self, lists: &mut Self::State, _r0: usize, c0: usize, cols: usize, tile: &[T]) {
+        let (bias, cut) = (&self.bias[c0..c0 + cols], &self.cut[c0..c0 + cols]);
+        for (r, list) in lists.iter_mut().enumerate() {
+            let row = &tile[r * cols..(r + 1) * cols];
+            for c in (0..cols).step_by(SCAN) {
+                let e = (c + SCAN).min(cols);
+                if !any_at_least(&row[c..e], &bias[c..e], cut[c..e].iter().copied()) {
+                    continue;
+                }
+                for cc in c..e {
+                    let v = row[cc] + bias[cc];
+                    if v > cut[cc] {
+                        list.push(((c0 + cc) as i64, v));
+                    }
                 }
             }
         }
@@ -116,15 +123,14 @@ pub fn sae_encode_threshold<T: Real>(
         .iter()
         .map(|&t| if t > T::ZERO { t } else { T::ZERO })
         .collect();
-    let path = simd_path();
-    let lists: Vec<Vec<Vec<(i64, T)>>> = for_each_tile(
-        x,
-        w_enc,
-        |rows| vec![Vec::new(); rows],
-        |lists: &mut Vec<Vec<(i64, T)>>, _r0, c0, cols, tile| {
-            simd_dispatch!(path, scan_tile(lists, c0, cols, tile, &bias, &cut))
-        },
-    );
+    let ep = Threshold {
+        bias: &bias,
+        cut: &cut,
+    };
+    let mut lists: Vec<Vec<Vec<(i64, T)>>> = vec![Vec::new(); x.nrows().div_ceil(ROW_BLOCK)];
+    walk(x, w_enc, &ep, lists.par_iter_mut(), |state, slot| {
+        *slot = state
+    });
     let m = x.nrows();
     let blocks: Vec<(Vec<i64>, Vec<i64>, Vec<T>)> = lists
         .into_par_iter()
