@@ -273,8 +273,8 @@ class PCA:
         x = as_rows(X)
         k = min(x.shape) if self.n_components is None else int(self.n_components)
         check_components(x, k, method="PCA", min_samples=1)
-        scores, ratio = gram_pca(x, k)
-        self.explained_variance_ratio_ = ratio[:k]
+        scores, ratio = gram_pca(x, k, spectrum=False)  # the first k ratios need no full spectrum
+        self.explained_variance_ratio_ = ratio
         return scores
 
     def fit(self, X: Any, y: Any = None) -> PCA:
