@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         "torch_threads": torch.get_num_threads(),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
-        "command": ".peers/interop/bin/python benches/bench_peers_torch.py",
+        "command": " ".join([".peers/interop/bin/python benches/bench_peers_torch.py", *(argv or sys.argv[1:])]),
         "rows": rows,
     }
     OUT.parent.mkdir(exist_ok=True)

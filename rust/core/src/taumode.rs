@@ -346,30 +346,7 @@ mod tests {
     #[test]
     fn matches_the_dense_formula() {
         for f in [9usize, 10] {
-            let mut lmat = Array2::<f64>::zeros((f, f));
-            for i in 0..f {
-                for j in [(i + 1) % f, (i * 3 + 2) % f] {
-                    if j != i {
-                        let w = 0.3 + ((i + j) % 4) as f64 * 0.2;
-                        lmat[[i, j]] = -w;
-                        lmat[[j, i]] = -w;
-                    }
-                }
-            }
-            for i in 0..f {
-                lmat[[i, i]] = -lmat.row(i).sum();
-            }
-            let (mut indptr, mut indices, mut data) = (vec![0i64], vec![], vec![]);
-            for i in 0..f {
-                for j in 0..f {
-                    if lmat[[i, j]] != 0.0 {
-                        indices.push(j as i64);
-                        data.push(lmat[[i, j]]);
-                    }
-                }
-                indptr.push(indices.len() as i64);
-            }
-            let el = EdgeList::from_csr(f, &indptr, &indices, &data).unwrap();
+            let (lmat, el) = laplacian(f, 1.0);
             let mut x = pseudo(77, f, 5);
             x.row_mut(3).fill(0.0);
             for tau in [None, Some(0.4), Some(2.0)] {
