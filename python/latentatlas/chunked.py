@@ -28,13 +28,13 @@ raise TimeoutError instead of hanging; a worker that dies is retried by Dask.
 
 from __future__ import annotations
 
-import collections
 import functools
 import itertools
 import mmap
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -426,13 +426,10 @@ def _map(R: Rows, fn: Callable[[np.ndarray, int], Any], outs: list[tuple[tuple[i
 def _per_block(R: Rows, task: Callable[..., Any], fn: Callable[..., Any], nout: int | None = None) -> list[Any]:
     """One Dask task ``task(fn, block, start, name, cols, dtype)`` per row block of R (whole rows)."""
     dask = import_optional("dask", feature="Dask input")
-    client = _client()
-    if client is not None:
-        # the function's bound weights (an SAE's matrices: tens of MB) go to every worker once, ahead of
-        # the tasks, instead of riding in the graph through the scheduler to each worker in turn
-        f = _scattered(client, fn)
-    else:
-        f = dask.delayed(fn, pure=True)  # one key: the local scheduler shares it between the tasks
+    # One key for the function and its bound weights (an SAE's matrices: tens of MB): it reaches each
+    # worker once (from the scheduler, then worker to worker), never once per task. Not client.scatter:
+    # scattered data dies with the worker that holds it, and a killed worker must only cost a retry.
+    f = dask.delayed(fn, pure=True)
     X, name, cols, dtype = R.data, R.name, R.n_cols, R.dtype
     out, start = [], 0
     for blk, rows in zip(X.to_delayed().ravel(), X.chunks[0]):
@@ -669,26 +666,6 @@ def _dask_knn_sqdist(R: Rows, k: int, threads: int | None) -> tuple[Any, Any]:
 
 
 # -- running Dask graphs ------------------------------------------------------------------------------
-#: Functions (with their bound weights) scattered to the workers, newest last: the futures must outlive
-#: the graphs that use them (a released future loses its data), so the last few stay held here.
-_SCATTERED: collections.OrderedDict[tuple[int, str], Any] = collections.OrderedDict()
-_SCATTERED_KEEP = 4
-
-
-def _scattered(client: Any, fn: Any) -> Any:
-    """A future of ``fn`` on every worker of ``client``, scattered once per distinct ``fn``."""
-    dask = import_optional("dask", feature="Dask input")
-    key = (id(client), dask.base.tokenize(fn))
-    fut = _SCATTERED.get(key)
-    if fut is None or fut.status != "finished":
-        fut = client.scatter(fn, broadcast=True, hash=True)
-        _SCATTERED[key] = fut
-    _SCATTERED.move_to_end(key)
-    while len(_SCATTERED) > _SCATTERED_KEEP:
-        _SCATTERED.popitem(last=False)
-    return fut
-
-
 def _client() -> Any:
     """The current ``distributed`` client, or None (no distributed loaded, or the local scheduler)."""
     if "distributed" not in sys.modules:
@@ -711,7 +688,10 @@ def compute(*objs: Any) -> tuple[Any, ...]:
     if client is None:
         return tuple(dask.compute(*objs))
     timeout = float(os.environ.get("LATENTATLAS_DASK_TIMEOUT", "3600"))
-    futures = client.compute(list(objs))
+    with warnings.catch_warnings():
+        # a row function's bound weights are one key of the graph, sent once per call by design
+        warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+        futures = client.compute(list(objs))
     try:
         sys.modules["distributed"].wait(futures, timeout=timeout)
     except TimeoutError as exc:
