@@ -218,7 +218,9 @@ def encode_scale(path: Path, rows: int, n_latents: int, k: int, out: Path) -> No
 
 
 def _load_rows(path: str, a: int, b: int) -> np.ndarray:
-    return np.array(np.load(path, mmap_mode="r")[a:b])
+    # a view of the file, read through the page cache as the in-process memmap reader does: a copy
+    # here (200 MB per block, fresh pages under a Dask worker's malloc settings) timed the loader, not us
+    return np.load(path, mmap_mode="r")[a:b]
 
 
 def dask_scale(path: Path, rows: int, enc_rows: int, n_latents: int, k: int) -> None:

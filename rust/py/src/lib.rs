@@ -11,6 +11,10 @@ use latentatlas_core as core;
 use pyo3::exceptions::PyRuntimeWarning;
 use pyo3::prelude::*;
 
+/// Rust allocations of the extension (not Python's, not NumPy's) reuse freed memory (see Cargo.toml).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod adam;
 mod convert;
 mod lambda;
