@@ -124,7 +124,10 @@ def remove_temp_files(directory: str | os.PathLike[str]) -> list[Path]:
 
 
 def commit_files(
-    directory: str | os.PathLike[str], files: Mapping[str, bytes], *, journal: str = ".commit.json"
+    directory: str | os.PathLike[str],
+    files: Mapping[str, bytes | Callable[[BinaryIO], object]],
+    *,
+    journal: str = ".commit.json",
 ) -> None:
     """Replace several files of ``directory`` together: all old or all new, even across SIGKILL.
 
@@ -296,6 +299,14 @@ def write_safetensors(
 ) -> Path:
     """Write ``tensors`` as one safetensors file, atomically, streaming each tensor in row blocks
     (a memory-mapped tensor larger than memory is never loaded whole)."""
+    return atomic_write_bytes(path, safetensors_writer(tensors, metadata))
+
+
+def safetensors_writer(
+    tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None = None
+) -> Callable[[BinaryIO], None]:
+    """A function that writes ``tensors`` as safetensors to an open binary file (for
+    :func:`atomic_write_bytes` or :func:`commit_files`); the header is checked before anything is written."""
     import json
     import struct
 
@@ -322,7 +333,7 @@ def write_safetensors(
                 part = arr[s : s + rows] if arr.ndim else arr
                 fh.write(np.ascontiguousarray(part, dtype=part.dtype.newbyteorder("<")).tobytes())
 
-    return atomic_write_bytes(path, stream)
+    return stream
 
 
 def load_matrix(path: str | os.PathLike[str], key: str | None = None) -> np.ndarray:

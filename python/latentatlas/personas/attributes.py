@@ -172,6 +172,13 @@ class PersonaAttributeTable:
         ids = self.persona_ids if persona_ids is None else persona_ids
         return [str(self._by_id[p].get("name", p)) for p in ids]
 
+    def attribute_info(self, attribute_name: str) -> dict[str, Any]:
+        """The schema entry of one attribute (``kind``, ``ordered_values`` for ordinals); KeyError if unknown."""
+        fields = self.attribute_schema["persona_fields"]
+        if attribute_name not in fields:
+            raise KeyError(f"no attribute {attribute_name!r}; this table has {sorted(fields)}")
+        return dict(fields[attribute_name])
+
     def attribute_values(self, attribute_name: str, persona_ids: Sequence[str]) -> list[Any]:
         """Values of one attribute for ``persona_ids`` (KeyError names an unknown id)."""
         missing = [p for p in persona_ids if p not in self._by_id]

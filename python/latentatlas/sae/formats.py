@@ -57,7 +57,7 @@ from .._io import (
 )
 from .._validate import check_choice
 
-__all__ = ["FORMAT", "SAELENS_ARCHITECTURES", "SAEFile", "read", "write", "write_safetensors"]
+__all__ = ["FORMAT", "SAELENS_ARCHITECTURES", "SAEFile", "read", "write", "safetensors_bytes"]
 
 
 FORMAT = "latentatlas.topk-sae"
@@ -83,7 +83,7 @@ class SAEFile:
     log_sparsity: np.ndarray | None = field(default=None, repr=False)
 
 
-def write_safetensors(tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> bytes:
+def safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> bytes:
     """Serialise float/int arrays to safetensors bytes (the format of the `safetensors` package)."""
     from safetensors.numpy import save as st_save
 
@@ -134,7 +134,7 @@ def write(
         data, cfg = _sparsify_files(sae)
         weights = "sae.safetensors"
     else:
-        data = write_safetensors({n: getattr(sae, n) for n in names})
+        data = safetensors_bytes({n: getattr(sae, n) for n in names})
         sha = hashlib.sha256(data).hexdigest()
         weights = f"sae-{sha[:16]}.safetensors"
         cfg = {
@@ -235,7 +235,7 @@ def _saelens_files(sae: Any, metadata: dict[str, Any]) -> tuple[bytes, dict[str,
     # keys only (losing model_name / hook_name): say which cfg layout this is, SAELens v6's
     meta["sae_lens_version"] = SAELENS_CFG_VERSION
     cfg["metadata"] = meta
-    return write_safetensors(tensors), cfg
+    return safetensors_bytes(tensors), cfg
 
 
 def _sparsify_files(sae: Any) -> tuple[bytes, dict[str, Any]]:
@@ -252,7 +252,7 @@ def _sparsify_files(sae: Any) -> tuple[bytes, dict[str, Any]]:
         "num_latents": sae.n_latents, "k": sae.k, "multi_topk": False, "skip_connection": False,
         "transcode": False, "d_in": sae.d_in,
     }  # fmt: skip
-    return write_safetensors(tensors), cfg
+    return safetensors_bytes(tensors), cfg
 
 
 def _need(t: dict[str, np.ndarray], key: str, file: Path) -> np.ndarray:

@@ -335,7 +335,7 @@ def _cached_activations(
     """:func:`collect_activations`, kept in the safetensors ``file`` (reused when ``key`` and the
     windows match)."""
     from .._io import atomic_write_bytes, read_safetensors
-    from .formats import write_safetensors
+    from .formats import safetensors_bytes
 
     if file.is_file():
         try:
@@ -350,7 +350,7 @@ def _cached_activations(
         except (OSError, ValueError, KeyError):
             pass  # unreadable or stale: collect again
     acts = collect_activations(backend, windows, layer, progress=progress)
-    atomic_write_bytes(file, write_safetensors({"windows": windows, "activations": acts}, key))
+    atomic_write_bytes(file, safetensors_bytes({"windows": windows, "activations": acts}, key))
     return acts
 
 
