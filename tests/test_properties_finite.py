@@ -157,6 +157,26 @@ def test_sparse_rayleigh_energy_is_scale_free(X: np.ndarray, c: float) -> None:
     np.testing.assert_allclose(got, spectral.rayleigh_energy(X * c, L), rtol=1e-10, atol=1e-12)  # as the dense path
 
 
+@given(X=spread_matrix(rows=(3, 10), cols=(4, 9)), c=EXTREME, data=st.data())
+def test_the_energy_twin_is_scale_free_as_the_kernel(X: np.ndarray, c: float, data: Any) -> None:
+    """Old: reference.core.rayleigh_energy gave NaN for a row ×1e160 (its xᵀx overflowed) where the kernel
+    is right: one row scaled by a power of two keeps its energy in both, and they agree."""
+    from latentatlas import _core, reference
+
+    L = sp.csr_matrix(spectral.feature_laplacian(X, 2))
+    args = (L.indptr.astype(np.int64), L.indices.astype(np.int64), L.data.astype(np.float64))
+    want = reference.core.rayleigh_energy(X, *args)
+    i = data.draw(st.integers(0, X.shape[0] - 1))
+    Xc = X.copy()
+    Xc[i] *= c
+    got = reference.core.rayleigh_energy(Xc, *args)
+    if c > 1 or np.dot(Xc[i], Xc[i]) > 1e-9:  # a tiny row under the 1e-9 cut has energy 0 by definition
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    else:
+        assert got[i] == 0.0
+    np.testing.assert_allclose(got, _core.rayleigh_energy(Xc, *args), rtol=1e-10, atol=1e-12)
+
+
 # ------------------------------------------------------------------------------- the KDE bandwidth
 
 

@@ -172,9 +172,16 @@ def _rayleigh_energy(x: Any, indptr: Any, indices: Any, data: Any, /, *, threads
     _finite(x, "X")
     L = sp.csr_matrix((data, indices, indptr), shape=(f, f))
     x64 = x.astype(np.float64)
-    num = np.einsum("ij,ij->i", x64, (L @ x64.T).T)
-    den = np.einsum("ij,ij->i", x64, x64)
-    return np.where(den > 1e-9, num / np.where(den > 1e-9, den, 1.0), 0.0)
+    # the quotient is scale-free: each row scaled by a power of two near 1/max|x| (exact), so rows near
+    # the float64 range neither overflow nor underflow; the 1e-9 cut applies to the unscaled xᵀx
+    peak = np.abs(x64).max(axis=1)
+    scale = np.where(peak > 0, np.exp2(-np.floor(np.log2(np.where(peak > 0, peak, 1.0)))), 1.0)
+    xs = x64 * scale[:, None]
+    num = np.einsum("ij,ij->i", xs, (L @ xs.T).T)
+    den = np.einsum("ij,ij->i", xs, xs)
+    with np.errstate(over="ignore", under="ignore", divide="ignore"):  # inf > 1e-9 is the right answer
+        keep = den / scale**2 > 1e-9
+    return np.where(keep, num / np.where(keep, den, 1.0), 0.0)
 
 
 def _gemm_topk(

@@ -26,7 +26,7 @@ Paths:
   Spearman correlation of only 0.14 with the dense diffusion-map score. Used by
   ``compare(..., notebook_compat=True)`` to reproduce the published table.
 
-Agreement with the dense score (Spearman; README "Diffusion maps at scale"): on digits the 30-NN
+Agreement with the dense score (Spearman; docs/benchmarks/archive.md, "Diffusion maps at scale"): on digits the 30-NN
 graph gives 0.31 (the seed's bandwidth makes the dense kernel nearly global, the graph is local),
 a 150-NN graph 0.77, Nyström with 1,000 landmarks 0.995; on the three-cluster corpus (4,500 × 128)
 the 30-NN graph gives 0.88 and Nyström 0.64 (1,000 landmarks) / 0.69 (2,000): there the dense

@@ -9,7 +9,7 @@ Two ways to build it, one result type (:class:`KNNGraph`):
   efSearch = max(:data:`EF_SEARCH`, 2k)), queried with every point; the kept pairs' distances are then
   recomputed in float64 and sorted like the exact path's. Install with
   ``pip install 'latentatlas[minima]'``. Chosen after measuring the candidates side by side on
-  N = 100,000 × 128 (k = 30, recall@30 on 1,000 rows; README "kNN graph"): faiss HNSW (M = 16)
+  N = 100,000 × 128 (k = 30, recall@30 on 1,000 rows; docs/benchmarks/archive.md, "kNN graph candidates"): faiss HNSW (M = 16)
   recall 0.997, faiss HNSW (M = 32) 1.000, faiss IVF-Flat 1.000, usearch 0.9997, pynndescent
   0.9999; IVF-Flat was the fastest at this N, but with nlist ∝ √N its per-query scan grows as √N
   while HNSW's grows as log N, which decides at 1,000,000; pynndescent (numba) was 4× slower than
@@ -19,7 +19,7 @@ Two ways to build it, one result type (:class:`KNNGraph`):
 
 efSearch 96 (was 48): on three Gaussian clusters at N = 300,000 × 128 (k = 30, 1,000 sampled rows) recall@30
 rose from 0.985 to 0.997 for 1.3× the query CPU time (0.992 at 64, 0.998 at 128 for 1.55×); at 1,000,000
-efSearch 48 gave 0.943 and 96 gives 0.981 (README "At scale"). efConstruction 64 instead of 32 reached about the same (0.996 at efSearch 64) for a
+efSearch 48 gave 0.943 and 96 gives 0.981 (docs/benchmarks/archive.md, "At scale"). efConstruction 64 instead of 32 reached about the same (0.996 at efSearch 64) for a
 slower build, so the build stays cheap and the search wider. Reproduce with ``benches/hnsw_ef_sweep.py``.
 
 ``"auto"`` is exact up to :data:`EXACT_MAX_N` points and approximate above (exact, with a warning,

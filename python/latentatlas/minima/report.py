@@ -233,6 +233,6 @@ def demo_chapter(out: Path, *, verbose: bool = True) -> list[Section]:
         "<p>Nine minima methods (spectral energy; KDE, diffusion maps, basin-hopping and ToMATo, each vanilla "
         "and blended with the spectral energy at alpha = 0.5). The notebook-compatible run reproduces the "
         "published table; the default mode takes the KDE density modes as minima and P's true diffusion "
-        "eigenvectors (see the README).</p>"
+        "eigenvectors (see the local-minima guide, docs/guides/minima.md).</p>"
     )
     return [("Local minima (KDE, diffusion maps, basin-hopping + spectral energy)", intro + "".join(parts), figs)]
