@@ -55,13 +55,36 @@ pub(crate) fn buffer<T: Clone>(dims: &[usize], fill: T, arg: &'static str) -> Re
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .filter(|&len| {
             len.checked_mul(std::mem::size_of::<T>())
-                .is_some_and(|b| b <= isize::MAX as usize)
+                .is_some_and(|b| b <= isize::MAX as usize && b as u64 <= memory_limit())
         })
         .ok_or_else(too_big)?;
     let mut v = Vec::new();
     v.try_reserve_exact(len).map_err(|_| too_big())?;
     v.resize(len, fill);
     Ok(v)
+}
+
+/// The most bytes one output may take: the machine's RAM plus swap (read once), as glibc's
+/// overcommit heuristic would refuse. An allocator that maps with `MAP_NORESERVE` (the extension
+/// links mimalloc) grants any reservation, so without this an absurd size would be granted and
+/// then filled until the OOM killer ends the process. `u64::MAX` where it cannot be read.
+fn memory_limit() -> u64 {
+    static LIMIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        let kib = |text: &str, key: &str| -> Option<u64> {
+            let line = text.lines().find(|l| l.starts_with(key))?;
+            line[key.len()..]
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()
+        };
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|t| Some((kib(&t, "MemTotal:")? + kib(&t, "SwapTotal:").unwrap_or(0)) * 1024))
+            .unwrap_or(u64::MAX)
+    })
 }
 
 #[cfg(test)]
