@@ -288,3 +288,27 @@ def test_flat_spectrum_falls_back_to_dense_and_threads_agree(monkeypatch):
     np.testing.assert_array_equal(layered_analysis(v, n_components=2, threads=2).pca, par.pca)  # deterministic
     with pytest.raises(ValueError, match="threads must be a positive integer"):
         layered_analysis(v, threads=0)
+
+
+def test_small_pca_runs_on_one_blas_thread_and_restores_the_setting(monkeypatch):
+    """NumPy and SciPy each bundle an OpenBLAS; on few cores their idle threads spin against each other
+    and a 400 x 576 PCA stalls. Up to a side of 1024 the Gram PCA runs on one BLAS thread; the limit is
+    lifted on exit, and a large side keeps the caller's setting."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from latentatlas import linalg
+
+    def blas_threads_now() -> set[int]:
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    seen: list[set[int]] = []
+    real = linalg._gram_pca
+    monkeypatch.setattr(linalg, "_gram_pca", lambda *a: seen.append(blas_threads_now()) or real(*a))
+    x = np.random.default_rng(0).standard_normal((40, 64))
+    with threadpool_limits(2, user_api="blas"):
+        before = blas_threads_now()
+        got = linalg.PCA(2).fit_transform(x)
+        assert blas_threads_now() == before  # restored
+    assert seen == [{1}]
+    np.testing.assert_allclose(np.abs(got), np.abs(PCA(2, svd_solver="full").fit_transform(x)), atol=1e-10)
+    assert linalg.gram_threads(2000, 1025) is None and linalg.gram_threads(5000, 1024) == 1

@@ -20,6 +20,7 @@ import numpy as np
 
 from .._progress import progress_bar
 from .._validate import as_rng, check_choice, check_int
+from ..linalg import blas_threads
 from ..spectral import minmax
 from .kde import BinnedKDE, as_view, silverman_covariance
 
@@ -86,7 +87,6 @@ def basin_hopping_minima(
     """
     from scipy.optimize import basinhopping
     from sklearn.cluster import AgglomerativeClustering
-    from threadpoolctl import threadpool_limits
 
     X = as_view(X2d)
     check_choice(kde, "kde", ("auto", "exact", "binned"))
@@ -98,7 +98,7 @@ def basin_hopping_minima(
     seeds = [X.mean(0) + spread * gen.standard_normal(2) for _ in range(int(n_seeds))]
     opts = {"method": "Nelder-Mead", "options": {"xatol": 1e-3, "fatol": 1e-3, "maxiter": 300}}
     # Thousands of tiny BLAS calls: a multi-threaded BLAS only spins (20x slower on a busy machine).
-    with threadpool_limits(1):
+    with blas_threads(1):
         ends = np.array(
             [
                 basinhopping(f, s, minimizer_kwargs=opts, niter=niter, T=T, stepsize=stepsize, seed=seed).x

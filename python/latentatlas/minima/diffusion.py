@@ -45,6 +45,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._validate import as_matrix, check_choice, check_int, check_threads
+from ..linalg import blas_threads
 from ..spectral import minmax
 from .graph import KNNGraph, knn_graph
 
@@ -225,17 +226,13 @@ def diffusion_map(
         return coords, comp, method
     if method == "nystrom":
         n_landmarks = check_int(n_landmarks, "n_landmarks", low=4)
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(1 if n <= 4000 else None):
+        with blas_threads(1 if n <= 4000 else None):
             return _nystrom(X, s2, n_landmarks, seed), comp, method
     Xd = np.asarray(X, dtype=np.float64)
     if not np.isfinite(Xd).all():
         raise ValueError("X contains NaN or infinity")
-    from threadpoolctl import threadpool_limits
-
     # Small dense problems: one BLAS thread is as fast and does not spin on a busy machine.
-    with threadpool_limits(1 if n <= 4000 else None):
+    with blas_threads(1 if n <= 4000 else None):
         vals, vecs = _dense(Xd, s2, notebook=method == "notebook")
     return vecs[:, 1:3] * vals[np.newaxis, 1:3], comp, method
 

@@ -40,11 +40,13 @@ from ..linalg import (
     PCA,
     as_float_array,
     as_rows,
+    blas_threads,
     center_rows,
     check_components,
     double_center,
     finite,
     gram_pca,
+    gram_threads,
     pca_from_gram,
     row_norms,
     row_scale,
@@ -629,16 +631,14 @@ def layered_analysis(
         return i
 
     if workers == 1:
-        for i in progress_iter(range(len(sel)), progress, "layers", len(sel)):
-            run(i)
+        with blas_threads(gram_threads(n, h)):
+            for i in progress_iter(range(len(sel)), progress, "layers", len(sel)):
+                run(i)
     else:
         from concurrent.futures import ThreadPoolExecutor
 
-        import scipy.linalg  # noqa: F401  (load LAPACK first: threadpool_limits sees loaded libraries only)
-        from threadpoolctl import threadpool_limits
-
         # BLAS/LAPACK release the GIL: whole layers in parallel, one BLAS thread each
-        with threadpool_limits(1), ThreadPoolExecutor(workers) as pool:
+        with blas_threads(1), ThreadPoolExecutor(workers) as pool:
             for _ in progress_iter(pool.map(run, range(len(sel))), progress, "layers", len(sel)):
                 pass
     return LayeredAnalysis(sel, sims, coords, ratios, {layer: spectra[layer] for layer in sel if layer in spectra})
