@@ -7,8 +7,9 @@ pass), the Gram rate against NumPy's GEMM on the same block, ``minima.compare`` 
 peak anonymous memory), the Dask Gram / SAE encode on a ``distributed.LocalCluster`` with one and
 two workers against the in-process run, λ-aware search per query against arrowspace 0.30.0 at 100k, and
 search on a 10M-row memmap against one read pass of the file (``--only search`` measures these two alone
-and merges them into the JSON; ``--only minima --minima-rows 1000000`` adds the 1M ``compare`` row). The SIMD-dependent rows run once per path this CPU offers
-(``LATENTATLAS_SIMD``; each in a fresh process). Each row: best of several runs; the load average is
+and merges them into the JSON; ``--only minima --minima-rows 1000000`` adds the 1M ``compare`` row; a
+merged row records the command that measured it). The SIMD-dependent rows run once per path this CPU
+offers (``LATENTATLAS_SIMD``; each in a fresh process). Each row: best of several runs; the load average is
 recorded before and after. Writes ``benches/results/targets.json``. Run it on a quiet machine.
 """
 
@@ -250,8 +251,13 @@ def main(argv: list[str] | None = None) -> None:
             rows = search_rows(args.dir, args.search_rows, args.memmap_rows)
         else:
             rows = [minima_row(args.minima_rows)]
+        command = " ".join([".venv/bin/python benches/bench_targets.py", *(sys.argv[1:] if argv is None else argv)])
         for r in rows:
-            r.update(date=dt.datetime.now().isoformat(timespec="seconds"), load_average=[load_before, os.getloadavg()])
+            r.update(
+                date=dt.datetime.now().isoformat(timespec="seconds"),
+                load_average=[load_before, os.getloadavg()],
+                command=command,
+            )
         old = json.loads(OUT.read_text()) if OUT.exists() else {"rows": []}
         new = {r["kernel"].split(" τ")[0] for r in rows}
         keep = [r for r in old["rows"] if r["kernel"].split(" τ")[0] not in new]
